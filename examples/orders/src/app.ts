@@ -1,0 +1,114 @@
+// The orders service: Fastify + Kysely, run and supervised by Slipway.
+import { createHash, randomUUID } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger } from 'fastify';
+import { defineApp, fromFastify, healthPlugin } from 'slipway/runtime';
+import type { Config } from '../config/runtime.ts';
+import { migrate, openDatabase, pendingMigrations, ping } from './db.ts';
+import { registerFaults } from './faults.ts';
+
+interface OrderBody {
+  item: string;
+  quantity: number;
+}
+
+export default defineApp<Config>({
+  migrateOnBoot: true,
+  async boot({ config, release, health, log, onShutdown }) {
+    const { db, kind, describe } = openDatabase(config.databaseUrl, release.varDir, config.dbPoolSize);
+    onShutdown('database', () => db.destroy());
+
+    health.check('database', () => ping(db), 1000);
+    health.check('migrations', async () => {
+      const pending = await pendingMigrations(db);
+      if (pending.length) throw new Error(`${pending.length} pending: ${pending.join(', ')}`);
+    });
+
+    const app = Fastify({ loggerInstance: log as FastifyBaseLogger, disableRequestLogging: true, bodyLimit: 64 * 1024 });
+    app.addHook('onRequest', async (_req, reply) => {
+      reply.header('x-release', release.version);
+    });
+    await app.register(healthPlugin(health));
+    registerFaults(app, { health, log, slowMs: config.slowMs });
+
+    app.get('/hello', async () => ({ hello: 'world', release: release.version }));
+
+    app.post<{ Body: OrderBody }>(
+      '/orders',
+      {
+        schema: {
+          body: {
+            type: 'object',
+            required: ['item', 'quantity'],
+            additionalProperties: false,
+            properties: { item: { type: 'string', minLength: 1, maxLength: 200 }, quantity: { type: 'integer', minimum: 1, maximum: 10000 } },
+          },
+        },
+      },
+      async (req, reply) => {
+        const key = req.headers['idempotency-key'];
+        const idempotencyKey = typeof key === 'string' && key.length > 0 ? key.slice(0, 200) : null;
+        const hash = createHash('sha256').update(JSON.stringify([req.body.item, req.body.quantity])).digest('hex');
+        if (idempotencyKey) {
+          const prior = await db.selectFrom('orders').selectAll().where('idempotency_key', '=', idempotencyKey).executeTakeFirst();
+          if (prior) return replay(prior.request_hash === hash, prior, reply);
+        }
+        const order = {
+          id: randomUUID(),
+          item: req.body.item,
+          quantity: req.body.quantity,
+          price_cents: req.body.quantity * config.unitPriceCents,
+          idempotency_key: idempotencyKey,
+          request_hash: hash,
+          release: release.version,
+          created_at: new Date().toISOString(),
+        };
+        try {
+          await db.insertInto('orders').values(order).execute();
+        } catch (err) {
+          // A concurrent retry with the same key won the race: answer with its order.
+          if (!idempotencyKey || !isUniqueViolation(err)) throw err;
+          const prior = await db.selectFrom('orders').selectAll().where('idempotency_key', '=', idempotencyKey).executeTakeFirstOrThrow();
+          return replay(prior.request_hash === hash, prior, reply);
+        }
+        return reply.code(201).send(publicOrder(order));
+      },
+    );
+
+    app.get<{ Params: { id: string } }>('/orders/:id', async (req, reply) => {
+      const order = await db.selectFrom('orders').selectAll().where('id', '=', req.params.id).executeTakeFirst();
+      if (!order) return reply.code(404).send({ error: 'not_found', id: req.params.id });
+      return publicOrder(order);
+    });
+
+    app.get<{ Querystring: { limit?: string; idempotency_key?: string } }>('/orders', async (req, reply) => {
+      const limit = req.query.limit === undefined ? 50 : Number(req.query.limit);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) return reply.code(400).send({ error: 'bad_request', message: 'limit must be an integer from 1 to 1000' });
+      let q = db.selectFrom('orders').selectAll().orderBy('created_at', 'desc').limit(limit);
+      if (req.query.idempotency_key) q = q.where('idempotency_key', '=', req.query.idempotency_key);
+      const rows = await q.execute();
+      const total = await db.selectFrom('orders').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+      return { orders: rows.map(publicOrder), total: Number(total.n) };
+    });
+
+    const Orders = {
+      count: async () => Number((await db.selectFrom('orders').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n),
+      get: (id: string) => db.selectFrom('orders').selectAll().where('id', '=', id).executeTakeFirst(),
+    };
+    log.info({ database: describe }, 'booted');
+    return fromFastify(app, { migrate: () => migrate(db), scope: { Repo: db, Orders, Db: { kind, describe } } });
+  },
+});
+
+function publicOrder(o: { id: string; item: string; quantity: number; price_cents: number; idempotency_key: string | null; release: string; created_at: string }) {
+  return { id: o.id, item: o.item, quantity: o.quantity, price_cents: o.price_cents, idempotency_key: o.idempotency_key, release: o.release, created_at: o.created_at };
+}
+
+function replay(sameRequest: boolean, prior: Parameters<typeof publicOrder>[0], reply: { code(n: number): { send(b: unknown): unknown } }) {
+  if (!sameRequest) return reply.code(422).send({ error: 'idempotency_key_reused', message: 'Idempotency-Key was already used with a different request body' });
+  return reply.code(201).send(publicOrder(prior));
+}
+
+function isUniqueViolation(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  return e.code === '23505' || e.code === 'SQLITE_CONSTRAINT_UNIQUE' || /UNIQUE constraint failed/.test(e.message ?? '');
+}

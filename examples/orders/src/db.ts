@@ -1,0 +1,100 @@
+// The database: SQLite in var/ by default, PostgreSQL when DATABASE_URL is postgres://.
+import path from 'node:path';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Migration, type MigrationProvider } from 'kysely';
+import SQLite from 'better-sqlite3';
+import pg from 'pg';
+
+export interface OrdersTable {
+  id: string;
+  item: string;
+  quantity: number;
+  price_cents: number;
+  idempotency_key: string | null;
+  request_hash: string | null;
+  release: string;
+  created_at: string;
+}
+
+export interface Database {
+  orders: OrdersTable;
+}
+
+export type Db = Kysely<Database>;
+
+export interface DbHandle {
+  db: Db;
+  kind: 'sqlite' | 'postgres';
+  describe: string;
+}
+
+export function openDatabase(url: URL | null, varDir: string, poolSize: number): DbHandle {
+  if (url === null || url.protocol === 'sqlite:') {
+    const file = url ? (url.pathname.startsWith('/') ? url.pathname : path.join(varDir, url.pathname)) : path.join(varDir, 'orders.db');
+    const sqlite = new SQLite(file);
+    // Several workers and the migrate gate share the file.
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('busy_timeout = 5000');
+    sqlite.pragma('synchronous = NORMAL');
+    return { db: new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) }), kind: 'sqlite', describe: `sqlite:${file}` };
+  }
+  const pool = new pg.Pool({ connectionString: url.toString(), max: poolSize, connectionTimeoutMillis: 2000 });
+  // An idle client losing its server must not crash the worker; readiness reports it instead.
+  pool.on('error', () => undefined);
+  return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), kind: 'postgres', describe: `postgres://${url.host}${url.pathname}` };
+}
+
+const migrations: Record<string, Migration> = {
+  '001_create_orders': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('orders')
+        .addColumn('id', 'varchar(36)', (c) => c.primaryKey())
+        .addColumn('item', 'varchar(200)', (c) => c.notNull())
+        .addColumn('quantity', 'integer', (c) => c.notNull())
+        .addColumn('price_cents', 'integer', (c) => c.notNull())
+        .addColumn('idempotency_key', 'varchar(200)', (c) => c.unique())
+        .addColumn('request_hash', 'varchar(64)')
+        .addColumn('release', 'varchar(64)', (c) => c.notNull())
+        .addColumn('created_at', 'varchar(32)', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('orders_created_at').on('orders').column('created_at').execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropTable('orders').execute();
+    },
+  },
+};
+
+/** Extra migrations a test or drill can add through MIGRATIONS_EXTRA (JSON {name: sql}) to exercise the gate. */
+function extraMigrations(): Record<string, Migration> {
+  const raw = process.env.ORDERS_EXTRA_MIGRATIONS;
+  if (!raw) return {};
+  const parsed = JSON.parse(raw) as Record<string, string>;
+  return Object.fromEntries(
+    Object.entries(parsed).map(([name, statement]) => [name, { up: async (db: Kysely<unknown>) => void (await sql.raw(statement).execute(db)) }]),
+  );
+}
+
+const provider: MigrationProvider = { getMigrations: async () => ({ ...migrations, ...extraMigrations() }) };
+
+export function migrator(db: Db): Migrator {
+  return new Migrator({ db, provider });
+}
+
+export async function migrate(db: Db): Promise<{ applied: string[]; pending: string[] }> {
+  const { error, results } = await migrator(db).migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName;
+    throw new Error(`${failed ?? 'migration'}: ${(error as Error).message ?? error}`);
+  }
+  return { applied: (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName), pending: [] };
+}
+
+export async function pendingMigrations(db: Db): Promise<string[]> {
+  const all = await migrator(db).getMigrations();
+  return all.filter((m) => m.executedAt === undefined).map((m) => m.name);
+}
+
+export async function ping(db: Db): Promise<void> {
+  await sql`select 1`.execute(db);
+}

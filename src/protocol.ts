@@ -1,0 +1,94 @@
+// The one typed protocol between the supervisor and its workers (IPC over the fork channel),
+// and between control clients and the supervisor (newline-delimited JSON on control.sock).
+// The runtime and the supervisor both import this file and nothing else of each other.
+
+export type WorkerState = 'booting' | 'ready' | 'draining' | 'stopped';
+
+/** Supervisor → worker. */
+export type ToWorker =
+  | { t: 'rpc'; id: number; expr: string }
+  | { t: 'drain'; reason: string }
+  | { t: 'remote'; id: number; path: string; cookie: string }
+  | { t: 'log-level'; level: string };
+
+export type FatalKind = 'config' | 'boot' | 'migration' | 'listen';
+
+/** Worker → supervisor. */
+export type FromWorker =
+  | { t: 'state'; state: WorkerState; failing?: string }
+  | { t: 'heartbeat'; rss: number; heapUsed: number; inFlight: number }
+  | { t: 'rpc-result'; id: number; ok: true; json: string | null }
+  | { t: 'rpc-result'; id: number; ok: false; error: string }
+  | { t: 'remote-open'; id: number; ok: boolean; error?: string }
+  | { t: 'fatal'; kind: FatalKind; message: string }
+  | { t: 'cut'; requests: Array<{ method: string; url: string; ageMs: number }> };
+
+/** Environment a worker is started with; the runtime reads it, the supervisor writes it. */
+export const WorkerEnv = {
+  mode: 'SLIPWAY_MODE', // worker | eval | migrate | standalone
+  listenFd: 'SLIPWAY_LISTEN_FD',
+  workerId: 'SLIPWAY_WORKER_ID',
+  stopTimeoutMs: 'SLIPWAY_STOP_TIMEOUT_MS',
+  drainDelayMs: 'SLIPWAY_DRAIN_DELAY_MS',
+  heartIntervalMs: 'SLIPWAY_HEART_INTERVAL_MS',
+  evalExpr: 'SLIPWAY_EVAL',
+} as const;
+
+/** Control socket request (client → supervisor). One JSON object per line. */
+export interface ControlRequest {
+  cookie: string;
+  cmd: ControlCommand;
+  args?: Record<string, unknown>;
+}
+
+export type ControlCommand =
+  | 'ping'
+  | 'status'
+  | 'stop'
+  | 'restart'
+  | 'rpc'
+  | 'remote'
+  | 'upgrade'
+  | 'rollback'
+  | 'log-level';
+
+/** Control socket response. `progress` lines may precede the final `ok`/`error` line. */
+export type ControlResponse =
+  | { ok: true; result: unknown }
+  | { ok: false; error: string; code?: string }
+  | { progress: string };
+
+export interface WorkerStatus {
+  id: number;
+  pid: number | undefined;
+  version: string;
+  state: WorkerState;
+  uptimeMs: number;
+  restarts: number;
+  rss: number | undefined;
+  heapUsed: number | undefined;
+  inFlight: number | undefined;
+}
+
+export interface SupervisorStatus {
+  name: string;
+  pid: number;
+  version: string;
+  permanent: string | null;
+  uptimeMs: number;
+  listen: { host: string; port: number; activated: boolean };
+  state: 'starting' | 'running' | 'upgrading' | 'stopping';
+  workers: WorkerStatus[];
+  restarts: number;
+  events: Array<{ at: string; msg: string }>;
+}
+
+/** Written to $RELEASE_TMP/supervisor.json at boot: what local tools need without the cookie. */
+export interface SupervisorInfo {
+  pid: number;
+  name: string;
+  version: string;
+  host: string;
+  port: number;
+  startedAt: string;
+}

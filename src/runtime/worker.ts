@@ -1,0 +1,333 @@
+// The process side of a release: boots the app in one of four modes.
+//   worker      forked by the supervisor: listens on the inherited socket, reports over IPC
+//   eval        `bin/APP eval EXPR`: app loaded and configured, no port bound
+//   migrate     the migration gate: boot, run migrations, exit
+//   standalone  plain `node app.mjs`: binds PORT itself (development, benchmarks)
+import { mkdirSync, writeSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import repl from 'node:repl';
+import { timingSafeEqual } from 'node:crypto';
+import type { FromWorker, ToWorker, FatalKind } from '../protocol.ts';
+import { WorkerEnv } from '../protocol.ts';
+import { ConfigError, createEnv, type RuntimeConfig } from './env.ts';
+import { Health } from './health.ts';
+import { ConnectionTracker } from './drain.ts';
+import { createLogger, type Logger } from './log.ts';
+import type { AppContext, AppDefinition, AppInstance, ReleaseInfo, RunMode } from './app.ts';
+
+declare const __SLIPWAY_BUILD__: { name: string; version: string; env: string } | undefined;
+
+export interface BuildInfo {
+  name: string;
+  version: string;
+  env: string;
+}
+
+function buildInfo(): BuildInfo {
+  if (typeof __SLIPWAY_BUILD__ !== 'undefined' && __SLIPWAY_BUILD__) return __SLIPWAY_BUILD__;
+  return { name: process.env.RELEASE_NAME ?? 'app', version: process.env.RELEASE_VSN ?? '0.0.0-dev', env: process.env.RELEASE_ENV ?? 'dev' };
+}
+
+function send(msg: FromWorker): Promise<void> {
+  return new Promise((resolve) => {
+    if (!process.send || !process.connected) return resolve();
+    process.send(msg, undefined, {}, () => resolve());
+  });
+}
+
+/** One line on stderr, the way the supervisor and `daemon` expect a boot failure to read. */
+function fatalLine(name: string, message: string): void {
+  writeSync(2, `${name}: ${message}\n`);
+}
+
+async function failBoot(info: BuildInfo, kind: FatalKind, message: string): Promise<never> {
+  fatalLine(info.name, message);
+  await send({ t: 'fatal', kind, message });
+  process.exit(kind === 'config' ? 78 : 1); // 78 = EX_CONFIG
+}
+
+/** Entry point used by the generated release bundle. */
+export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C> | undefined): Promise<void> {
+  const info = buildInfo();
+  const mode = (process.env[WorkerEnv.mode] as RunMode | undefined) ?? (process.send ? 'worker' : 'standalone');
+  const root = process.env.RELEASE_ROOT;
+  const release: ReleaseInfo = {
+    name: info.name,
+    version: process.env.RELEASE_VSN ?? info.version,
+    env: info.env,
+    root,
+    varDir: process.env.RELEASE_VAR ?? (root ? path.join(root, 'var') : path.resolve('var')),
+  };
+  mkdirSync(release.varDir, { recursive: true });
+
+  const env = createEnv();
+  let config: C;
+  try {
+    config = configFn ? configFn(env) : (undefined as C);
+  } catch (err) {
+    if (err instanceof ConfigError) return failBoot(info, 'config', err.message);
+    return failBoot(info, 'config', `config/runtime.ts failed: ${(err as Error).message}`);
+  }
+
+  const log = createLogger({ name: info.name, version: release.version });
+  const health = new Health({ info: { release: release.version } });
+  const hooks: Array<{ name: string; fn: () => unknown }> = [];
+  const ctx: AppContext<C> = {
+    config,
+    env,
+    release,
+    health,
+    log,
+    mode,
+    onShutdown: (name, fn) => void hooks.push({ name, fn }),
+  };
+
+  let instance: AppInstance;
+  try {
+    instance = await def.boot(ctx);
+  } catch (err) {
+    if (err instanceof ConfigError) return failBoot(info, 'config', err.message);
+    return failBoot(info, 'boot', `boot failed: ${(err as Error)?.stack ?? err}`);
+  }
+
+  const runHooks = async (budgetMs: number) => {
+    const deadline = Date.now() + budgetMs;
+    for (const h of [...hooks].reverse()) {
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        log.warn({ hook: h.name }, 'shutdown hook skipped: stop timeout reached');
+        continue;
+      }
+      try {
+        await withTimeout(Promise.resolve().then(h.fn), left);
+      } catch (err) {
+        log.error({ hook: h.name, err }, 'shutdown hook failed');
+      }
+    }
+    await new Promise<void>((resolve) => log.flush(() => resolve()));
+  };
+
+  const scope = makeScope(ctx, instance);
+
+  if (mode === 'eval' || mode === 'migrate') {
+    const expr = mode === 'migrate' ? 'Release.migrate()' : process.env[WorkerEnv.evalExpr] ?? '';
+    let code = 0;
+    try {
+      await instance.ready?.();
+      const value = await evaluate(expr, scope);
+      if (value !== undefined) process.stdout.write(toJson(value) + '\n');
+    } catch (err) {
+      fatalLine(info.name, `${mode} failed: ${(err as Error)?.message ?? err}`);
+      code = 1;
+    }
+    await runHooks(5000);
+    await send({ t: 'state', state: 'stopped' });
+    process.exit(code);
+  }
+
+  try {
+    await instance.ready?.();
+    if (def.migrateOnBoot && instance.migrate) {
+      try {
+        await instance.migrate();
+      } catch (err) {
+        return failBoot(info, 'migration', `migration failed: ${(err as Error).message}`);
+      }
+    }
+  } catch (err) {
+    return failBoot(info, 'boot', `boot failed: ${(err as Error)?.stack ?? err}`);
+  }
+
+  const server = instance.server;
+  const tracker = new ConnectionTracker(server);
+  const keepAlive = env.duration('KEEP_ALIVE_TIMEOUT', 5000);
+  server.keepAliveTimeout = keepAlive;
+  const stopTimeoutMs = env.duration(WorkerEnv.stopTimeoutMs, 30_000);
+  const drainDelayMs = env.duration(WorkerEnv.drainDelayMs, 0);
+
+  health.onChange((r) => void send({ t: 'state', state: r.state, failing: r.ready ? undefined : health.failing() }));
+
+  let draining = false;
+  const drain = async (reason: string) => {
+    if (draining) return;
+    draining = true;
+    health.setState('draining');
+    log.info({ reason, inFlight: tracker.inFlightCount, connections: tracker.connectionCount }, 'draining');
+    const started = Date.now();
+    let cut = false;
+    const hardStop = setTimeout(() => {
+      cut = true;
+      const requests = tracker.snapshot();
+      for (const r of requests) log.warn({ method: r.method, url: r.url, ageMs: r.ageMs, stopTimeoutMs }, 'request cut by stop timeout');
+      void send({ t: 'cut', requests });
+      tracker.destroyAll();
+    }, stopTimeoutMs);
+    await sleep(drainDelayMs);
+    tracker.beginDrain();
+    await tracker.whenIdle();
+    clearTimeout(hardStop);
+    await runHooks(Math.max(1000, stopTimeoutMs - (Date.now() - started)));
+    log.info({ ms: Date.now() - started, cut }, 'stopped');
+    await new Promise<void>((resolve) => log.flush(() => resolve()));
+    health.setState('stopped');
+    await send({ t: 'state', state: 'stopped' });
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void drain('SIGTERM'));
+  process.on('SIGINT', () => void drain('SIGINT'));
+
+  // Listen: on the socket the supervisor hands us, or on PORT when run as plain node.
+  await new Promise<void>((resolve) => {
+    server.once('error', (err) => void failBoot(info, 'listen', `listen failed: ${err.message}`));
+    if (mode === 'worker') {
+      const fd = Number(process.env[WorkerEnv.listenFd] ?? 4);
+      server.listen({ fd }, resolve);
+    } else {
+      let port: number;
+      try {
+        port = env.int('PORT', 4000, { min: 0, max: 65535 });
+      } catch (err) {
+        void failBoot(info, 'config', (err as Error).message);
+        return;
+      }
+      server.listen({ port, host: env.string('HOST', '0.0.0.0') }, () => {
+        log.info({ address: server.address() }, 'listening');
+        resolve();
+      });
+    }
+  });
+
+  if (mode === 'worker') {
+    process.on('disconnect', () => void drain('supervisor disconnected'));
+    process.on('message', (msg: ToWorker) => void onMessage(msg));
+    const beat = Number(process.env[WorkerEnv.heartIntervalMs] ?? 1000);
+    setInterval(() => {
+      const m = process.memoryUsage();
+      void send({ t: 'heartbeat', rss: m.rss, heapUsed: m.heapUsed, inFlight: tracker.inFlightCount });
+    }, beat).unref();
+  }
+
+  async function onMessage(msg: ToWorker) {
+    switch (msg.t) {
+      case 'drain':
+        return drain(msg.reason);
+      case 'rpc':
+        try {
+          const value = await evaluate(msg.expr, scope);
+          return send({ t: 'rpc-result', id: msg.id, ok: true, json: value === undefined ? null : toJson(value) });
+        } catch (err) {
+          return send({ t: 'rpc-result', id: msg.id, ok: false, error: (err as Error)?.message ?? String(err) });
+        }
+      case 'remote':
+        return openRemote(msg, scope, info).then(
+          () => send({ t: 'remote-open', id: msg.id, ok: true }),
+          (err: Error) => send({ t: 'remote-open', id: msg.id, ok: false, error: err.message }),
+        );
+      case 'log-level':
+        log.level = msg.level;
+        return;
+    }
+  }
+
+  // Readiness: checks must pass once before the worker says ready; then they run on an interval.
+  for (;;) {
+    if (draining) return;
+    await health.runChecks();
+    if (health.checksPass()) break;
+    await sleep(250);
+  }
+  health.setState('ready');
+  health.startLoop();
+  log.info({ mode }, 'ready');
+}
+
+function makeScope<C>(ctx: AppContext<C>, instance: AppInstance): Record<string, unknown> {
+  const Release = {
+    name: ctx.release.name,
+    version: ctx.release.version,
+    env: ctx.release.env,
+    migrate: () => {
+      if (!instance.migrate) throw new Error('this app has no migrate hook');
+      return instance.migrate();
+    },
+  };
+  return { Health: ctx.health, Release, Config: ctx.config, Log: ctx.log, ...instance.scope };
+}
+
+const AsyncFunction = Object.getPrototypeOf(async () => undefined).constructor as new (...args: string[]) => (...a: unknown[]) => Promise<unknown>;
+
+/** Evaluate an expression (or, failing that, a statement list) with the app's objects in scope. */
+export async function evaluate(expr: string, scope: Record<string, unknown>): Promise<unknown> {
+  const names = Object.keys(scope);
+  let fn: (...a: unknown[]) => Promise<unknown>;
+  try {
+    fn = new AsyncFunction(...names, `return (${expr}\n);`);
+  } catch {
+    fn = new AsyncFunction(...names, expr);
+  }
+  return await fn(...names.map((n) => scope[n]));
+}
+
+export function toJson(value: unknown): string {
+  return JSON.stringify(
+    value,
+    (_k, v) => {
+      if (typeof v === 'bigint') return v.toString();
+      if (v instanceof Map) return Object.fromEntries(v);
+      if (v instanceof Set) return [...v];
+      if (v instanceof Error) return { name: v.name, message: v.message };
+      return v;
+    },
+    2,
+  ) ?? 'null';
+}
+
+async function openRemote(msg: Extract<ToWorker, { t: 'remote' }>, scope: Record<string, unknown>, info: BuildInfo): Promise<void> {
+  const server = net.createServer({ allowHalfOpen: false });
+  const old = process.umask(0o177);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(msg.path, () => resolve());
+    });
+  } finally {
+    process.umask(old);
+  }
+  const closeTimer = setTimeout(() => server.close(), 10_000).unref();
+  server.once('connection', (socket) => {
+    clearTimeout(closeTimer);
+    server.close();
+    let buf = '';
+    const onData = (chunk: Buffer) => {
+      buf += chunk.toString('utf8');
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      socket.off('data', onData);
+      const given = Buffer.from(buf.slice(0, nl));
+      const want = Buffer.from(msg.cookie);
+      if (given.length !== want.length || !timingSafeEqual(given, want)) {
+        socket.end('error: bad cookie\n');
+        return;
+      }
+      const rest = buf.slice(nl + 1);
+      if (rest) socket.unshift(Buffer.from(rest));
+      const r = repl.start({ prompt: `${info.name}(${process.pid})> `, input: socket, output: socket, terminal: false, useGlobal: false, ignoreUndefined: true });
+      Object.assign(r.context, scope);
+      r.on('exit', () => socket.end());
+      socket.on('error', () => r.close());
+    };
+    socket.on('data', onData);
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve();
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let t: NodeJS.Timeout;
+  return Promise.race([p, new Promise<T>((_, rej) => (t = setTimeout(() => rej(new Error(`timed out after ${ms} ms`)), ms)))]).finally(() => clearTimeout(t));
+}
+
+export type { Logger };
