@@ -1,0 +1,208 @@
+// Shared test helpers: build the example release, deploy its tarball into a temp dir (as on a
+// target host, away from the source tree), run bin/orders commands, and clean up every process
+// and directory afterwards, even when a test fails.
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tar from 'tar';
+import { buildRelease, type BuildResult } from '../../src/build/index.ts';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const ORDERS = path.join(REPO, 'examples', 'orders');
+
+const cleanups: Array<() => Promise<void> | void> = [];
+let hooked = false;
+
+/** Register a cleanup that runs at the end of the test file (LIFO), whatever happened. */
+export function onCleanup(fn: () => Promise<void> | void): void {
+  cleanups.push(fn);
+  if (!hooked) {
+    hooked = true;
+    process.on('exit', () => {
+      // Last resort: synchronous kills of anything still registered.
+      for (const pid of livePids) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+    });
+  }
+}
+
+export async function runCleanups(): Promise<void> {
+  while (cleanups.length) {
+    const fn = cleanups.pop()!;
+    try {
+      await fn();
+    } catch (err) {
+      console.error('cleanup failed:', err);
+    }
+  }
+}
+
+const livePids = new Set<number>();
+
+export function tempDir(prefix = 'slipway-test-'): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  onCleanup(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Build the orders example into a temp output dir. */
+export async function buildOrders(opts: { version?: string; overlay?: string; includeNode?: boolean } = {}): Promise<BuildResult> {
+  const out = tempDir('slipway-build-');
+  return buildRelease({ dir: ORDERS, out, version: opts.version, overlay: opts.overlay, includeNode: opts.includeNode });
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export class Deployed {
+  constructor(
+    readonly root: string,
+    readonly name: string,
+    readonly env: NodeJS.ProcessEnv,
+  ) {}
+
+  get bin(): string {
+    return path.join(this.root, 'bin', this.name);
+  }
+
+  /** Run `bin/NAME ...args`. */
+  run(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000): Promise<RunResult> {
+    return new Promise((resolve) => {
+      execFile(this.bin, args, { env: { ...process.env, ...this.env, ...env }, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
+        resolve({ code, stdout, stderr });
+      });
+    });
+  }
+
+  /** `bin/NAME daemon`, registering a cleanup that stops (or kills) the supervisor and its workers. */
+  async daemon(env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
+    const r = await this.run(['daemon'], env);
+    const info = this.info();
+    if (info) this.track(info.pid);
+    return r;
+  }
+
+  /** `bin/NAME start` in the foreground as a child process (for signal tests). */
+  startForeground(env: NodeJS.ProcessEnv = {}) {
+    const child = spawn(this.bin, ['start'], { env: { ...process.env, ...this.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => (stdout += c));
+    child.stderr.on('data', (c) => (stderr += c));
+    if (child.pid) this.track(child.pid);
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+    return { child, exited, output: () => ({ stdout, stderr }) };
+  }
+
+  info(): { pid: number; port: number; version: string } | undefined {
+    const f = path.join(this.root, 'tmp', 'supervisor.json');
+    if (!existsSync(f)) return undefined;
+    try {
+      return JSON.parse(readFileSync(f, 'utf8'));
+    } catch {
+      return undefined;
+    }
+  }
+
+  private track(pid: number): void {
+    if (livePids.has(pid)) return;
+    livePids.add(pid);
+    onCleanup(async () => {
+      if (!alive(pid)) return livePids.delete(pid);
+      const workers = childPids(pid);
+      await this.run(['stop'], {}, 60_000);
+      for (const p of [pid, ...workers]) {
+        if (alive(p)) {
+          try {
+            process.kill(p, 'SIGKILL');
+          } catch {
+            // gone
+          }
+        }
+      }
+      livePids.delete(pid);
+    });
+  }
+
+  /** Pids of the workers the supervisor has now (from `status --json`). */
+  async workerPids(): Promise<number[]> {
+    const r = await this.run(['status', '--json']);
+    if (r.code !== 0) return [];
+    return (JSON.parse(r.stdout) as { workers: Array<{ pid: number }> }).workers.map((w) => w.pid);
+  }
+
+  url(p: string): string {
+    const info = this.info();
+    if (!info) throw new Error('release is not running');
+    return `http://127.0.0.1:${info.port}${p}`;
+  }
+}
+
+/** Extract a release tarball into a fresh directory, as a deploy to a target host would. */
+export async function deploy(build: BuildResult, env: NodeJS.ProcessEnv = {}): Promise<Deployed> {
+  const root = tempDir('slipway-deploy-');
+  await tar.x({ file: build.tarball, cwd: root });
+  return new Deployed(root, build.name, { HOST: '127.0.0.1', ...env });
+}
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** Direct children of a pid (from /proc), e.g. a supervisor's workers. */
+export function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 15_000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v as T;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
