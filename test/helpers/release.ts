@@ -120,7 +120,10 @@ export class Deployed {
     if (livePids.has(pid)) return;
     livePids.add(pid);
     onCleanup(async () => {
-      if (!alive(pid)) return livePids.delete(pid);
+      if (!alive(pid)) {
+        livePids.delete(pid);
+        return;
+      }
       const workers = childPids(pid);
       await this.run(['stop'], {}, 60_000);
       for (const p of [pid, ...workers]) {
