@@ -47,14 +47,20 @@ export class ConnectionTracker {
     return this.sockets.size;
   }
 
-  /** Stop accepting and steer every open connection to close after its current request. */
-  beginDrain(): void {
+  /** Steer every open connection to close after its current request (clients reconnect elsewhere). */
+  closeAfterResponse(): void {
     if (this.draining) return;
     this.draining = true;
-    net.Server.prototype.close.call(this.server);
     for (const res of this.inflight.keys()) {
       if (!res.headersSent) res.setHeader('connection', 'close');
     }
+  }
+
+  /** Stop accepting new connections; the socket stays open in the supervisor and other workers. */
+  beginDrain(): void {
+    this.closeAfterResponse();
+    if (this.server.listening) net.Server.prototype.close.call(this.server);
+    this.checkIdle();
   }
 
   /** Resolves when no connection is left open. */
@@ -74,7 +80,7 @@ export class ConnectionTracker {
   }
 
   private checkIdle(): void {
-    if (!this.draining || this.sockets.size > 0) return;
+    if (!this.draining || this.server.listening || this.sockets.size > 0) return;
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const w of waiters) w();

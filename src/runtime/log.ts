@@ -7,6 +7,8 @@ export interface LogOptions {
   name: string;
   version: string;
   level?: string;
+  /** 1 (stdout, default) or 2 (stderr: eval/migrate print their result on stdout). */
+  fd?: number;
 }
 
 export function createLogger(opts: LogOptions): Logger {
@@ -19,5 +21,5 @@ export function createLogger(opts: LogOptions): Logger {
       paths: ['password', '*.password', 'token', '*.token', 'authorization', '*.authorization', 'req.headers.authorization', 'req.headers.cookie', 'cookie', '*.cookie', 'secret', '*.secret'],
       censor: '[redacted]',
     },
-  });
+  }, pino.destination({ dest: opts.fd ?? 1, sync: false }));
 }

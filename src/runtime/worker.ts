@@ -70,7 +70,8 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
     return failBoot(info, 'config', `config/runtime.ts failed: ${(err as Error).message}`);
   }
 
-  const log = createLogger({ name: info.name, version: release.version });
+  // eval/migrate print their result on stdout: their logs go to stderr.
+  const log = createLogger({ name: info.name, version: release.version, fd: mode === 'eval' || mode === 'migrate' ? 2 : 1 });
   const health = new Health({ info: { release: release.version } });
   const hooks: Array<{ name: string; fn: () => unknown }> = [];
   const ctx: AppContext<C> = {
@@ -163,6 +164,7 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
       void send({ t: 'cut', requests });
       tracker.destroyAll();
     }, stopTimeoutMs);
+    tracker.closeAfterResponse();
     await sleep(drainDelayMs);
     tracker.beginDrain();
     await tracker.whenIdle();

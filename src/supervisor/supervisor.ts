@@ -439,8 +439,12 @@ export class Supervisor {
     this.cancelBake();
     clearInterval(this.heartTimer);
     this.event(`stopping (${reason}): draining ${this.workers.length} worker(s), stop timeout ${this.settings.stopTimeoutMs} ms`);
-    await Promise.all(this.workers.map((w) => w.stop(reason)));
+    const stopping = Promise.all(this.workers.map((w) => w.stop(reason)));
+    // Our fd no longer keeps the socket open: once the workers close theirs (after the drain
+    // delay), new connections are refused instead of waiting in a backlog nobody will accept.
+    // Under socket activation systemd holds it, and connections wait for the next start.
     this.listen?.close();
+    await stopping;
     for (const f of [this.rel.infoFile, path.join(this.rel.tmpDir, `${this.settings.name}.pid`)]) rmSync(f, { force: true });
     this.event(`stopped`);
     this.log?.close();
