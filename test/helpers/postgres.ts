@@ -1,0 +1,82 @@
+// A throwaway PostgreSQL 15 cluster for tests: initdb + pg_ctl from the machine image, data and
+// unix socket in a temp dir, TCP on 127.0.0.1 with a free port, trust auth. initdb refuses root,
+// so the server runs as the "postgres" system user (created by .ci/run, or here, when missing).
+import { execFileSync } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { freePort, onCleanup } from './release.ts';
+
+export const PG_BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin';
+
+export interface Postgres {
+  url: string;
+  port: number;
+  dir: string;
+  stop(): void;
+  start(): void;
+  psql(sql: string): string;
+}
+
+function ensureUser(): { uid: number; gid: number } {
+  const ids = () => {
+    const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
+    const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
+    return { uid, gid };
+  };
+  try {
+    return ids();
+  } catch {
+    execFileSync('useradd', ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', 'postgres']);
+    return ids();
+  }
+}
+
+export function pgAvailable(): boolean {
+  return existsSync(path.join(PG_BIN, 'initdb')) && existsSync(path.join(PG_BIN, 'pg_ctl'));
+}
+
+export async function startPostgres(): Promise<Postgres> {
+  const { uid, gid } = ensureUser();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'slipway-pg-'));
+  chmodSync(dir, 0o755);
+  chownSync(dir, uid, gid);
+  const data = path.join(dir, 'data');
+  const port = await freePort();
+  const as = (bin: string, args: string[]) =>
+    execFileSync('runuser', ['-u', 'postgres', '--', path.join(PG_BIN, bin), ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], cwd: dir, timeout: 120_000 });
+  let running = false;
+  const pg: Postgres = {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    port,
+    dir,
+    start() {
+      as('pg_ctl', ['-D', data, '-l', path.join(dir, 'server.log'), '-w', '-t', '60', '-o', `-c listen_addresses=127.0.0.1 -c port=${port} -c unix_socket_directories=${dir} -c fsync=off -c max_connections=100`, 'start']);
+      running = true;
+    },
+    stop() {
+      if (!running) return;
+      as('pg_ctl', ['-D', data, '-w', '-t', '60', '-m', 'fast', 'stop']);
+      running = false;
+    },
+    psql(sql: string) {
+      return as('psql', ['-h', dir, '-p', String(port), '-U', 'postgres', '-d', 'postgres', '-At', '-v', 'ON_ERROR_STOP=1', '-c', sql]).trim();
+    },
+  };
+  onCleanup(() => {
+    try {
+      pg.stop();
+    } catch {
+      // fall back to the postmaster pid
+      try {
+        as('pg_ctl', ['-D', data, '-m', 'immediate', 'stop']);
+      } catch {
+        // not running
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+  as('initdb', ['-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--no-sync', '--locale=C']);
+  pg.start();
+  return pg;
+}
