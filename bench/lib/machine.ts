@@ -1,0 +1,66 @@
+// What the numbers were measured on: CPU model and count, memory, Node, load, date, commit.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+
+export interface Machine {
+  date: string;
+  cpuModel: string;
+  cores: number;
+  memGiB: number;
+  node: string;
+  kernel: string;
+  loadAvgAtStart: number[];
+  commit: string;
+  note: string;
+}
+
+export function machine(): Machine {
+  let cpuModel = os.cpus()[0]?.model ?? 'unknown';
+  try {
+    const m = /Model name:\s*(.+)/.exec(execFileSync('lscpu', { encoding: 'utf8' }));
+    if (m) cpuModel = m[1]!.trim();
+  } catch {
+    // no lscpu
+  }
+  let commit = 'unknown';
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    // not a checkout
+  }
+  let memGiB = os.totalmem() / 2 ** 30;
+  try {
+    const m = /MemTotal:\s+(\d+) kB/.exec(readFileSync('/proc/meminfo', 'utf8'));
+    if (m) memGiB = Number(m[1]) / 2 ** 20;
+  } catch {
+    // not linux
+  }
+  return {
+    date: new Date().toISOString(),
+    cpuModel,
+    cores: os.cpus().length,
+    memGiB: Math.round(memGiB * 10) / 10,
+    node: process.version,
+    kernel: `${os.type()} ${os.release()}`,
+    loadAvgAtStart: os.loadavg().map((x) => Math.round(x * 100) / 100),
+    commit,
+    note: 'shared machine: other engineers may run tests at the same time; see the spread columns',
+  };
+}
+
+export function machineLine(m: Machine): string {
+  return `${m.cpuModel}, ${m.cores} cores, ${m.memGiB} GiB, Node ${m.node}, ${m.kernel}, load ${m.loadAvgAtStart.join(' ')}, ${m.date}, commit ${m.commit}`;
+}
+
+/** Resident memory (VmRSS) of a pid in bytes, from /proc; undefined if gone. */
+export function rssBytes(pid: number): number | undefined {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export const MB = 1024 * 1024;

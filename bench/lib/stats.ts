@@ -1,0 +1,61 @@
+// Small statistics and formatting helpers: exact percentiles from sorted samples, medians,
+// spread (min–max and relative), and a plain-text table.
+
+export function sorted(xs: number[]): number[] {
+  return Float64Array.from(xs).sort() as unknown as number[];
+}
+
+/** Exact percentile (nearest-rank) of an ascending array; NaN when empty. */
+export function pct(asc: ArrayLike<number>, p: number): number {
+  if (asc.length === 0) return NaN;
+  const rank = Math.min(asc.length - 1, Math.max(0, Math.ceil((p / 100) * asc.length) - 1));
+  return asc[rank]!;
+}
+
+/** Median (mean of the two middle values when the count is even). */
+export function median(xs: number[]): number {
+  const s = sorted(xs);
+  if (s.length === 0) return NaN;
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+export function mean(xs: number[]): number {
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
+}
+
+export interface Spread {
+  median: number;
+  min: number;
+  max: number;
+  /** (max - min) / median, in percent. */
+  spreadPct: number;
+  n: number;
+  values: number[];
+}
+
+export function spread(xs: number[]): Spread {
+  const s = sorted(xs);
+  const med = median(xs);
+  return { median: med, min: s[0] ?? NaN, max: s[s.length - 1] ?? NaN, spreadPct: med ? ((s[s.length - 1]! - s[0]!) / med) * 100 : NaN, n: xs.length, values: xs };
+}
+
+export function fmt(n: number, digits = 1): string {
+  if (!Number.isFinite(n)) return '-';
+  return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+}
+
+export function fmtSpread(s: Spread, digits = 1, unit = ''): string {
+  return `${fmt(s.median, digits)}${unit} (${fmt(s.min, digits)}–${fmt(s.max, digits)})`;
+}
+
+export function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  return [line(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n');
+}
+
+/** Markdown table, for pasting into BENCHMARKS.md. */
+export function mdTable(rows: string[][]): string {
+  return [`| ${rows[0]!.join(' | ')} |`, `|${rows[0]!.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`, ...rows.slice(1).map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}

@@ -1,0 +1,90 @@
+// Slipway's drill load generator against autocannon 9, side by side in one run, on loopback,
+// against the orders example's GET /hello (one worker: the server, not the client, should be the
+// limit). Rounds alternate the tools (A B A B …) because this machine is shared and noisy; each
+// run is its own process. Two experiments:
+//   closed: N keep-alive connections as fast as possible (overhead: who drives more req/s?)
+//   open:   a fixed rate both can sustain (agreement: throughput and p95 of the same steady load)
+// Usage: node --import tsx bench/loadgen-vs-autocannon.ts [--rounds 3] [--seconds 8] [--connections 10] [--rate 1000]
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import * as tar from 'tar';
+import { buildRelease } from '../src/build/index.ts';
+import { Target } from '../src/drill/target.ts';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, '..');
+const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '8' }, connections: { type: 'string', default: '10' }, rate: { type: 'string', default: '1000' } } });
+const rounds = Number(values.rounds);
+const seconds = Number(values.seconds);
+const connections = Number(values.connections);
+const rate = Number(values.rate);
+
+interface Run { tool: string; mode: string; requests: number; errors: number; rps: number; p50: number; p95: number; p99: number }
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+function run(tool: string, url: string, r?: number): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const args = ['--import', 'tsx', path.join(here, 'loadgen-run.ts'), tool, url, String(connections), String(seconds), ...(r ? [String(r)] : [])];
+    execFile(process.execPath, args, { cwd: repo, timeout: (seconds + 60) * 1000 }, (err, stdout, stderr) => {
+      if (err) return reject(new Error(`${tool}: ${stderr || err.message}`));
+      resolve(JSON.parse(stdout.trim().split('\n').pop()!) as Run);
+    });
+  });
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+const work = mkdtempSync(path.join(os.tmpdir(), 'slipway-bench-'));
+let target: Target | undefined;
+try {
+  const b = await buildRelease({ dir: path.join(repo, 'examples', 'orders'), out: path.join(work, 'build'), version: '1.0.0' });
+  await tar.x({ file: b.tarball, cwd: work });
+  const port = await freePort();
+  target = new Target(path.join(work, 'bin', b.name), { HOST: '127.0.0.1', PORT: String(port), SLIPWAY_WORKERS: '1', DATABASE_URL: undefined });
+  const d = await target.run(['daemon']);
+  if (d.code !== 0) throw new Error(d.stderr);
+  const url = `http://127.0.0.1:${port}/hello`;
+  // Warm up the server (JIT) before measuring.
+  await run('autocannon', url);
+  const results: Run[] = [];
+  for (let i = 0; i < rounds; i++) {
+    const order = i % 2 === 0 ? ['slipway', 'autocannon'] : ['autocannon', 'slipway'];
+    for (const t of order) results.push(await run(t, url));
+    for (const t of order) results.push(await run(t, url, rate));
+    process.stderr.write(`round ${i + 1}/${rounds} done\n`);
+  }
+  const lines = [`# loadgen vs autocannon — ${new Date().toISOString()}`, '', `machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, ${os.type()} ${os.release()}`, `target: orders /hello, 1 worker, loopback; ${connections} keep-alive connections, ${seconds} s per run, ${rounds} rounds alternating`, ''];
+  lines.push('| mode | tool | req/s (median) | p50 ms | p95 ms | p99 ms | errors | runs (req/s) |', '|---|---|---|---|---|---|---|---|');
+  const summary: Record<string, Record<string, { rps: number; p95: number }>> = {};
+  for (const mode of ['closed', `open ${rate}/s`]) {
+    for (const tool of ['slipway', 'autocannon']) {
+      const rs = results.filter((r) => r.tool === tool && r.mode === mode);
+      const m = { rps: median(rs.map((r) => r.rps)), p50: median(rs.map((r) => r.p50)), p95: median(rs.map((r) => r.p95)), p99: median(rs.map((r) => r.p99)) };
+      (summary[mode] ??= {})[tool] = m;
+      lines.push(`| ${mode} | ${tool} | ${m.rps.toFixed(0)} | ${m.p50.toFixed(2)} | ${m.p95.toFixed(2)} | ${m.p99.toFixed(2)} | ${rs.reduce((a, r) => a + r.errors, 0)} | ${rs.map((r) => r.rps.toFixed(0)).join(', ')} |`);
+    }
+  }
+  lines.push('');
+  for (const [mode, s] of Object.entries(summary)) {
+    const rr = s.slipway!.rps / s.autocannon!.rps;
+    const pr = s.slipway!.p95 / s.autocannon!.p95;
+    lines.push(`- ${mode}: slipway/autocannon throughput ratio ${rr.toFixed(3)}, p95 ratio ${pr.toFixed(3)}`);
+  }
+  process.stdout.write(lines.join('\n') + '\n');
+} finally {
+  if (target) await target.run(['stop'], 60_000);
+  rmSync(work, { recursive: true, force: true });
+}
