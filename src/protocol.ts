@@ -9,9 +9,11 @@ export type ToWorker =
   | { t: 'rpc'; id: number; expr: string }
   | { t: 'drain'; reason: string }
   | { t: 'remote'; id: number; path: string; cookie: string }
-  | { t: 'log-level'; level: string };
+  | { t: 'log-level'; level: string }
+  | { t: 'metrics-collect'; id: number }
+  | { t: 'metrics-response'; id: number; text: string };
 
-export type FatalKind = 'config' | 'boot' | 'migration' | 'listen';
+export type FatalKind = 'config' | 'boot' | 'migration' | 'listen' | 'crash';
 
 /** Worker → supervisor. */
 export type FromWorker =
@@ -21,7 +23,9 @@ export type FromWorker =
   | { t: 'rpc-result'; id: number; ok: false; error: string }
   | { t: 'remote-open'; id: number; ok: boolean; error?: string }
   | { t: 'fatal'; kind: FatalKind; message: string }
-  | { t: 'cut'; requests: Array<{ method: string; url: string; ageMs: number }> };
+  | { t: 'cut'; requests: Array<{ method: string; url: string; ageMs: number }> }
+  | { t: 'metrics-data'; id: number; json: string | null }
+  | { t: 'metrics-request'; id: number };
 
 /** Environment a worker is started with; the runtime reads it, the supervisor writes it. */
 export const WorkerEnv = {
@@ -50,7 +54,8 @@ export type ControlCommand =
   | 'remote'
   | 'upgrade'
   | 'rollback'
-  | 'log-level';
+  | 'log-level'
+  | 'metrics';
 
 /** Control socket response. `progress` lines may precede the final `ok`/`error` line. */
 export type ControlResponse =

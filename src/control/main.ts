@@ -14,6 +14,7 @@ import { ControlError, request } from './client.ts';
 import { bytes, duration, table } from './format.ts';
 import { installCommand, releasesCommand } from './install.ts';
 import { logsCommand } from './logs.ts';
+import { hooksCommands } from './hooks.ts';
 
 const root = process.env.RELEASE_ROOT ?? path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
 const rel = new ReleaseRoot(root);
@@ -274,6 +275,7 @@ program
 installCommand(program, rel, name, die);
 releasesCommand(program, rel, name, die);
 logsCommand(program, rel, name, die);
+hooksCommands(program, rel, name, die);
 
 function lastLines(file: string, n: number): string {
   try {

@@ -14,6 +14,11 @@ import { ConfigError, createEnv, type RuntimeConfig } from './env.ts';
 import { Health } from './health.ts';
 import { ConnectionTracker } from './drain.ts';
 import { createLogger, type Logger } from './log.ts';
+import { instrumentServer } from './context.ts';
+import { FileReporter, WebhookReporter, installCrashHandlers, type CrashReporter } from './crash.ts';
+import { MetricsEndpoint, WorkerMetrics } from './metrics.ts';
+import { flags, initFlags } from './flags.ts';
+import { initTracing, shutdownTracing } from './tracing.ts';
 import type { AppContext, AppDefinition, AppInstance, ReleaseInfo, RunMode } from './app.ts';
 
 declare const __SLIPWAY_BUILD__: { name: string; version: string; env: string } | undefined;
@@ -71,9 +76,23 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
   }
 
   // eval/migrate print their result on stdout: their logs go to stderr.
-  const log = createLogger({ name: info.name, version: release.version, fd: mode === 'eval' || mode === 'migrate' ? 2 : 1 });
+  const log = createLogger({ name: info.name, version: release.version, write: mode === 'eval' || mode === 'migrate' ? (text) => void process.stderr.write(text) : undefined });
+  // Production hooks (issue 6): crash reports, feature flags, tracing. See crash.ts, flags.ts, tracing.ts.
+  if (mode === 'worker' || mode === 'standalone') {
+    const reporters: CrashReporter[] = [new FileReporter(path.join(process.env.RELEASE_LOG ?? path.join(root ?? '.', 'log'), 'crash'))];
+    if (process.env.SLIPWAY_CRASH_WEBHOOK) reporters.push(new WebhookReporter(process.env.SLIPWAY_CRASH_WEBHOOK));
+    installCrashHandlers({
+      name: info.name,
+      version: release.version,
+      log,
+      reporters,
+      notify: (r, file) => send({ t: 'fatal', kind: 'crash', message: `${r.error.name}: ${r.error.message}${file ? ` (report: ${root ? path.relative(root, file) : file})` : ''}` }),
+    });
+  }
+  initFlags(release.varDir);
+  const tracer = mode === 'worker' || mode === 'standalone' ? await initTracing({ name: info.name, version: release.version }) : undefined;
   const health = new Health({ info: { release: release.version } });
-  const hooks: Array<{ name: string; fn: () => unknown }> = [];
+  const hooks: Array<{ name: string; fn: () => unknown }> = [{ name: 'tracing', fn: shutdownTracing }];
   const ctx: AppContext<C> = {
     config,
     env,
@@ -142,6 +161,13 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
 
   const server = instance.server;
   const tracker = new ConnectionTracker(server);
+  const metrics = process.env.SLIPWAY_METRICS === 'off' ? undefined : new WorkerMetrics();
+  const metricsEndpoint = metrics && new MetricsEndpoint(metrics, mode === 'worker' ? (id) => process.connected && process.send!({ t: 'metrics-request', id } satisfies FromWorker) : undefined);
+  const requestLog = process.env.SLIPWAY_REQUEST_LOG !== 'off';
+  if (requestLog || metrics || tracer) {
+    const metricsPath = process.env.SLIPWAY_METRICS_PATH ?? '/metrics';
+    instrumentServer(server, { log, requestLog, observer: metrics, tracer, intercept: metricsEndpoint && metricsPath ? { path: metricsPath, handle: (_req, res) => metricsEndpoint.handle(res) } : undefined });
+  }
   const keepAlive = env.duration('KEEP_ALIVE_TIMEOUT', 5000);
   server.keepAliveTimeout = keepAlive;
   const stopTimeoutMs = env.duration(WorkerEnv.stopTimeoutMs, 30_000);
@@ -229,6 +255,10 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
       case 'log-level':
         log.level = msg.level;
         return;
+      case 'metrics-collect':
+        return send({ t: 'metrics-data', id: msg.id, json: metrics ? await metrics.json() : null });
+      case 'metrics-response':
+        return metricsEndpoint?.answer(msg.id, msg.text);
     }
   }
 
@@ -254,7 +284,7 @@ function makeScope<C>(ctx: AppContext<C>, instance: AppInstance): Record<string,
       return instance.migrate();
     },
   };
-  return { Health: ctx.health, Release, Config: ctx.config, Log: ctx.log, ...instance.scope };
+  return { Health: ctx.health, Release, Config: ctx.config, Log: ctx.log, Flags: flags, ...instance.scope };
 }
 
 const AsyncFunction = Object.getPrototypeOf(async () => undefined).constructor as new (...args: string[]) => (...a: unknown[]) => Promise<unknown>;

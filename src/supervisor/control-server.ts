@@ -7,7 +7,7 @@ import type { ControlCommand, ControlRequest, ControlResponse } from '../protoco
 import type { Supervisor } from './supervisor.ts';
 import { SwitchError } from './errors.ts';
 
-const COMMANDS: ControlCommand[] = ['ping', 'status', 'stop', 'restart', 'rpc', 'remote', 'upgrade', 'rollback', 'log-level'];
+const COMMANDS: ControlCommand[] = ['ping', 'status', 'stop', 'restart', 'rpc', 'remote', 'upgrade', 'rollback', 'log-level', 'metrics'];
 const MAX_REQUEST = 256 * 1024;
 
 export function startControlServer(sup: Supervisor, socketPath: string, cookie: string): Promise<net.Server> {
@@ -97,5 +97,7 @@ async function handle(sup: Supervisor, req: ControlRequest, progress: (m: string
       if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(level)) throw new Error(`bad level "${level}" (trace, debug, info, warn, error, fatal, silent)`);
       return { workers: sup.setLogLevel(level), level };
     }
+    case 'metrics':
+      return { text: await sup.metrics.text() };
   }
 }

@@ -13,6 +13,7 @@ import { bindListenSocket, type ListenSocket } from './sockets.ts';
 import { RotatingLog, lineSplitter } from './logs.ts';
 import { WorkerProcess, type WorkerExit } from './worker.ts';
 import { SwitchError, type SwitchKind } from './errors.ts';
+import { SupervisorMetrics } from './metrics.ts';
 
 export interface SupervisorOptions {
   rel: ReleaseRoot;
@@ -48,12 +49,15 @@ export class Supervisor {
   private events: Array<{ at: string; msg: string }> = [];
   private readonly startedAt = Date.now();
   private exiting = false;
+  /** Crash/restart/upgrade counters and the aggregated /metrics (see metrics.ts). */
+  readonly metrics: SupervisorMetrics;
   onExit: (code: number) => void = (code) => process.exit(code);
 
   constructor(private readonly opts: SupervisorOptions) {
     this.rel = opts.rel;
     this.settings = opts.settings;
     this.current = opts.version;
+    this.metrics = new SupervisorMetrics(this, opts.settings.name);
   }
 
   // ── logging ────────────────────────────────────────────────────────────────────────────────
@@ -128,6 +132,7 @@ export class Supervisor {
   spawnWorker(version: string, restarts: number): WorkerProcess {
     const w = new WorkerProcess(this.workerSpec(version, restarts));
     this.workers.push(w);
+    this.metrics.watch(w);
     this.logLine('info', `worker ${w.pid} starting (${version})`, { worker: w.id, version });
     w.on('state', (state: WorkerState, failing?: string) => this.onWorkerState(w, state, failing));
     w.on('cut', (requests: unknown[]) => this.event(`worker ${w.pid}: stop timeout cut ${requests.length} request(s)`, 'warn', { requests }));
@@ -217,8 +222,9 @@ export class Supervisor {
       child.stderr.on('data', (c: Buffer) => {
         const text = c.toString();
         this.log?.write(text);
-        const lines = text.split('\n').filter((l) => l.trim());
-        if (lines.length) lastErr = lines[lines.length - 1]!;
+        // The migrate process states its failure in one "NAME: …" line; logs may follow it.
+        const lines = text.split('\n').filter((l) => l.startsWith(`${this.settings.name}: `));
+        if (lines.length) lastErr = lines[lines.length - 1]!.slice(this.settings.name.length + 2);
       });
       const timer = setTimeout(() => child.kill('SIGKILL'), 300_000);
       child.on('exit', (code, signal) => {
@@ -300,6 +306,7 @@ export class Supervisor {
     this.opts.notify?.('READY=1');
     if (kind === 'upgrade') this.startBake(version, from);
     const ms = Date.now() - started;
+    this.metrics.switched(kind);
     this.event(`${kind} ${from} → ${version} done in ${ms} ms`);
     if (kind !== 'restart') this.prune();
     return { from, to: version, ms };

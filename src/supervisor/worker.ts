@@ -121,8 +121,12 @@ export class WorkerProcess extends EventEmitter {
       case 'cut':
         this.emit('cut', msg.requests);
         return;
+      case 'metrics-request':
+        this.emit('metrics-request', msg.id);
+        return;
       case 'rpc-result':
-      case 'remote-open': {
+      case 'remote-open':
+      case 'metrics-data': {
         const cb = this.pending.get(msg.id);
         this.pending.delete(msg.id);
         cb?.(msg);

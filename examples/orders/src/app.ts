@@ -1,7 +1,7 @@
 // The orders service: Fastify + Kysely, run and supervised by Slipway.
 import { createHash, randomUUID } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger } from 'fastify';
-import { defineApp, fromFastify, healthPlugin } from 'slipway/runtime';
+import { currentRequestId, defineApp, flags, fromFastify, healthPlugin, queryTracing, requestContextPlugin } from 'slipway/runtime';
 import type { Config } from '../config/runtime.ts';
 import { migrate, openDatabase, pendingMigrations, ping } from './db.ts';
 import { registerFaults } from './faults.ts';
@@ -14,7 +14,10 @@ interface OrderBody {
 export default defineApp<Config>({
   migrateOnBoot: true,
   async boot({ config, release, health, log, onShutdown }) {
-    const { db, kind, describe } = openDatabase(config.databaseUrl, release.varDir, config.dbPoolSize);
+    const opened = openDatabase(config.databaseUrl, release.varDir, config.dbPoolSize);
+    const { kind, describe } = opened;
+    // One span per query when OTel export is on (OTEL_* variables); nothing otherwise.
+    const db = opened.db.withPlugin(queryTracing(kind === 'postgres' ? 'postgresql' : 'sqlite'));
     onShutdown('database', () => db.destroy());
 
     health.check('database', () => ping(db), 1000);
@@ -23,7 +26,8 @@ export default defineApp<Config>({
       if (pending.length) throw new Error(`${pending.length} pending: ${pending.join(', ')}`);
     });
 
-    const app = Fastify({ loggerInstance: log as FastifyBaseLogger, disableRequestLogging: true, bodyLimit: 64 * 1024 });
+    const app = Fastify({ loggerInstance: log as FastifyBaseLogger, disableRequestLogging: true, bodyLimit: 64 * 1024, genReqId: () => currentRequestId() });
+    await app.register(requestContextPlugin());
     app.addHook('onRequest', async (_req, reply) => {
       reply.header('x-release', release.version);
     });
@@ -52,11 +56,16 @@ export default defineApp<Config>({
           const prior = await db.selectFrom('orders').selectAll().where('idempotency_key', '=', idempotencyKey).executeTakeFirst();
           if (prior) return replay(prior.request_hash === hash, prior, reply);
         }
+        // Feature flag new_pricing (bin/orders flags set new_pricing on|off|25%|--for CUSTOMER):
+        // volume pricing, 10% off from 10 units. Off (the default) is the classic price.
+        const customer = req.headers['x-customer-id'];
+        const newPricing = flags.enabled('new_pricing', typeof customer === 'string' ? customer : (idempotencyKey ?? undefined));
+        reply.header('x-pricing', newPricing ? 'new' : 'classic');
         const order = {
           id: randomUUID(),
           item: req.body.item,
           quantity: req.body.quantity,
-          price_cents: req.body.quantity * config.unitPriceCents,
+          price_cents: newPricing ? volumePrice(req.body.quantity, config.unitPriceCents) : req.body.quantity * config.unitPriceCents,
           idempotency_key: idempotencyKey,
           request_hash: hash,
           release: release.version,
@@ -98,6 +107,11 @@ export default defineApp<Config>({
     return fromFastify(app, { migrate: () => migrate(db), scope: { Repo: db, Orders, Db: { kind, describe } } });
   },
 });
+
+/** The new pricing path behind the new_pricing flag: 10% off from 10 units. */
+function volumePrice(quantity: number, unit: number): number {
+  return quantity >= 10 ? Math.round(quantity * unit * 0.9) : quantity * unit;
+}
 
 function publicOrder(o: { id: string; item: string; quantity: number; price_cents: number; idempotency_key: string | null; release: string; created_at: string }) {
   return { id: o.id, item: o.item, quantity: o.quantity, price_cents: o.price_cents, idempotency_key: o.idempotency_key, release: o.release, created_at: o.created_at };

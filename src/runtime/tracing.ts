@@ -1,0 +1,127 @@
+// Tracing with the OpenTelemetry API. Always: W3C traceparent accepted, the trace id in every log
+// line of the request, `traceHeaders()` for outgoing calls. Export (OTLP via the OTel Node SDK)
+// only when the standard variables ask for it: OTEL_TRACES_EXPORTER=otlp|console, or
+// OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT set with OTEL_TRACES_EXPORTER unset; never with
+// OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none. With export off no span objects are made.
+import type { IncomingMessage } from 'node:http';
+import { SpanKind, SpanStatusCode, context, propagation, trace, type Span, type Tracer } from '@opentelemetry/api';
+import type { RequestTracer } from './context.ts';
+
+export function tracingRequested(env: NodeJS.ProcessEnv = process.env): boolean {
+  if ((env.OTEL_SDK_DISABLED ?? '').trim().toLowerCase() === 'true') return false;
+  const exporters = (env.OTEL_TRACES_EXPORTER ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  if (exporters.length) return !exporters.includes('none') && exporters.some((e) => e === 'otlp' || e === 'console' || e === 'zipkin');
+  return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
+}
+
+let tracer: Tracer | undefined;
+let shutdownFn: (() => Promise<void>) | undefined;
+
+export interface TracingInfo {
+  name: string;
+  version: string;
+}
+
+/** Start the OTel Node SDK when asked to (see above). Returns a request tracer, or undefined. */
+export async function initTracing(info: TracingInfo, env: NodeJS.ProcessEnv = process.env): Promise<RequestTracer | undefined> {
+  if (!tracingRequested(env)) return undefined;
+  // Only traces are ours to turn on; metrics and logs exporters stay off unless asked for.
+  env.OTEL_METRICS_EXPORTER ??= 'none';
+  env.OTEL_LOGS_EXPORTER ??= 'none';
+  if (!env.OTEL_TRACES_EXPORTER) env.OTEL_TRACES_EXPORTER = 'otlp';
+  const { NodeSDK } = await import('@opentelemetry/sdk-node');
+  const { resourceFromAttributes } = await import('@opentelemetry/resources');
+  const sdk = new NodeSDK({
+    serviceName: env.OTEL_SERVICE_NAME ?? info.name,
+    resource: resourceFromAttributes({ 'service.version': info.version, 'service.instance.id': `${process.pid}` }),
+    instrumentations: [],
+  });
+  sdk.start();
+  shutdownFn = () => sdk.shutdown();
+  tracer = trace.getTracer('slipway', info.version);
+  return requestTracer(tracer);
+}
+
+/** Flush and stop the exporter (worker shutdown). */
+export async function shutdownTracing(): Promise<void> {
+  const fn = shutdownFn;
+  shutdownFn = undefined;
+  await fn?.().catch(() => undefined);
+}
+
+export function tracingEnabled(): boolean {
+  return tracer !== undefined;
+}
+
+function requestTracer(t: Tracer): RequestTracer {
+  return {
+    start(req: IncomingMessage) {
+      const parent = propagation.extract(context.active(), req.headers);
+      const method = req.method ?? 'GET';
+      const span = t.startSpan(method, { kind: SpanKind.SERVER, attributes: { 'http.request.method': method, 'url.path': (req.url ?? '/').split('?')[0] } }, parent);
+      const active = trace.setSpan(parent, span);
+      const sc = span.spanContext();
+      return {
+        traceId: sc.traceId,
+        spanId: sc.spanId,
+        flags: sc.traceFlags & 1 ? '01' : '00',
+        run: <T>(fn: () => T): T => context.with(active, fn),
+        end(status: number, route: string) {
+          span.updateName(`${method} ${route}`);
+          span.setAttribute('http.route', route);
+          span.setAttribute('http.response.status_code', status);
+          if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+          span.end();
+        },
+      };
+    },
+  };
+}
+
+/**
+ * A child span around some work in the current request (e.g. a database query), when export is
+ * on; otherwise `fn` runs as is. `await withSpan('db.query', { 'db.system': 'sqlite' }, () => q)`.
+ */
+export async function withSpan<T>(name: string, attributes: Record<string, string | number | boolean>, fn: () => Promise<T>): Promise<T> {
+  if (!tracer) return fn();
+  return tracer.startActiveSpan(name, { kind: SpanKind.CLIENT, attributes }, async (span: Span) => {
+    try {
+      return await fn();
+    } catch (err) {
+      span.recordException(err as Error);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error)?.message });
+      throw err;
+    } finally {
+      span.end();
+    }
+  });
+}
+
+/**
+ * A Kysely plugin (typed structurally) that makes one CLIENT span per query, named after the
+ * operation and table: `db.withPlugin(queryTracing('sqlite'))`. Costs nothing when export is off.
+ */
+export function queryTracing(system: string) {
+  const open = new WeakMap<object, Span>();
+  type Node = { kind: string; from?: { froms?: Array<{ table?: { identifier?: { name?: string } } }> }; into?: { table?: { identifier?: { name?: string } } }; table?: { table?: { identifier?: { name?: string } } } };
+  return {
+    transformQuery<N extends { readonly kind: string }>(args: { node: N; queryId: object }): N {
+      if (tracer) {
+        const node = args.node as unknown as Node;
+        const op = node.kind.replace(/QueryNode$/, '').toUpperCase();
+        const table = node.from?.froms?.[0]?.table?.identifier?.name ?? node.into?.table?.identifier?.name ?? node.table?.table?.identifier?.name;
+        const span = tracer.startSpan(table ? `${op} ${table}` : op, { kind: SpanKind.CLIENT, attributes: { 'db.system': system, 'db.operation.name': op, ...(table ? { 'db.collection.name': table } : {}) } });
+        open.set(args.queryId, span);
+      }
+      return args.node;
+    },
+    async transformResult<R>(args: { result: R; queryId: object }): Promise<R> {
+      const span = open.get(args.queryId);
+      if (span) {
+        open.delete(args.queryId);
+        span.end();
+      }
+      return args.result;
+    },
+  };
+}
