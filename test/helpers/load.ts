@@ -3,6 +3,7 @@
 import { Client } from 'undici';
 
 export interface LoadResult {
+  retried: number;
   ok: number;
   failed: number;
   errors: Record<string, number>;
@@ -22,6 +23,11 @@ export interface LoadOptions {
   /** A new connection per request (Connection: close), to observe refused connections. */
   fresh?: boolean;
   timeoutMs?: number;
+  /**
+   * Retry a request once when its connection dies before any response byte (reset, closed), as
+   * careful HTTP clients do for idempotent requests (RFC 9110 9.2.2). Counted in `retried`.
+   */
+  retryIdempotent?: boolean;
 }
 
 export interface RunningLoad {
@@ -31,7 +37,7 @@ export interface RunningLoad {
 }
 
 export function startLoad(opts: LoadOptions): RunningLoad {
-  const res: LoadResult = { ok: 0, failed: 0, errors: {}, statuses: {}, releases: {}, switches: [], samples: [] };
+  const res: LoadResult = { retried: 0, ok: 0, failed: 0, errors: {}, statuses: {}, releases: {}, switches: [], samples: [] };
   const deadline = Date.now() + opts.durationMs;
   const max = opts.maxRequests ?? 1_000_000;
   let sent = 0;
@@ -45,13 +51,25 @@ export function startLoad(opts: LoadOptions): RunningLoad {
         const spec = typeof opts.path === 'function' ? opts.path() : { method: 'GET' as const, path: opts.path ?? '/hello' };
         const t0 = performance.now();
         const at = Date.now();
-        try {
-          const r = await client.request({
+        const send = () => client.request({
             method: spec.method ?? 'GET',
             path: spec.path,
             body: spec.body,
             headers: { ...(spec.body ? { 'content-type': 'application/json' } : {}), ...spec.headers, ...(opts.fresh ? { connection: 'close' } : {}) },
           });
+        try {
+          let r;
+          try {
+            r = await send();
+          } catch (err) {
+            const code = (err as { code?: string }).code ?? '';
+            const retryable = opts.retryIdempotent && (spec.method ?? 'GET') === 'GET' && ['ECONNRESET', 'UND_ERR_SOCKET', 'EPIPE', 'UND_ERR_CLOSED'].includes(code);
+            if (!retryable) throw err;
+            res.retried++;
+            await client.close().catch(() => undefined);
+            client = new Client(opts.origin, { keepAliveTimeout: 4000, pipelining: 1 });
+            r = await send();
+          }
           await r.body.text();
           const release = r.headers['x-release'] as string | undefined;
           const good = r.statusCode < 400;
