@@ -2,11 +2,15 @@
 // Files run one at a time: several start real releases, PostgreSQL or systemd, on a 2-core machine.
 // `npm test -- test/release.test.ts` runs a subset.
 import { readdirSync } from 'node:fs';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+if (process.env.SLIPWAY_SKIP_SYSTEM_DEPS !== '1') {
+  const deps = spawnSync('sh', [path.join(root, 'scripts', 'system-deps.sh')], { stdio: 'inherit' });
+  if (deps.status !== 0) process.exit(deps.status ?? 1);
+}
 const args = process.argv.slice(2);
 const files = args.length
   ? args

@@ -1,0 +1,19 @@
+#!/bin/sh
+# System packages the tests need: Debian's chromium (HTML report test), systemd-container
+# (systemd-nspawn for the systemd tests), PostgreSQL 15 server binaries. Installs what is missing
+# when run as root with apt-get; otherwise says what to install and exits non-zero.
+set -e
+need=""
+command -v chromium >/dev/null 2>&1 || need="$need chromium"
+command -v systemd-nspawn >/dev/null 2>&1 || need="$need systemd-container"
+[ -x /usr/lib/postgresql/15/bin/initdb ] || need="$need postgresql-15"
+[ -z "$need" ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "test setup: installing$need (apt-get)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends $need >/dev/null
+else
+  echo "test setup: missing system packages:$need (install them with apt-get as root)" >&2
+  exit 1
+fi
