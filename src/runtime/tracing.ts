@@ -108,7 +108,7 @@ export function queryTracing(system: string) {
     transformQuery<N extends { readonly kind: string }>(args: { node: N; queryId: object }): N {
       if (tracer) {
         const node = args.node as unknown as Node;
-        const op = node.kind.replace(/QueryNode$/, '').toUpperCase();
+        const op = node.kind.replace(/(Query)?Node$/, '').replace(/([a-z])([A-Z])/g, '$1 $2').toUpperCase();
         const table = node.from?.froms?.[0]?.table?.identifier?.name ?? node.into?.table?.identifier?.name ?? node.table?.table?.identifier?.name;
         const span = tracer.startSpan(table ? `${op} ${table}` : op, { kind: SpanKind.CLIENT, attributes: { 'db.system': system, 'db.operation.name': op, ...(table ? { 'db.collection.name': table } : {}) } });
         open.set(args.queryId, span);
