@@ -121,13 +121,23 @@ export function summarize(load: LoadResult): Summary {
   };
 }
 
-/** Where the release serving most responses per window changes. */
-export function switches(ws: Window[]): Switch[] {
+/**
+ * Where the release serving most responses changes for good: a new majority release counts once it
+ * holds for `stable` windows in a row (windows during a switch-over are mixed and flicker).
+ */
+export function switches(ws: Window[], stable = 5): Switch[] {
   const out: Switch[] = [];
   let cur: string | null = null;
-  for (const w of ws) {
-    if (w.release === null || w.release === cur) continue;
-    out.push({ at: w.t, from: cur, to: w.release });
+  const seq = ws.filter((w) => w.release !== null);
+  for (let i = 0; i < seq.length; i++) {
+    const w = seq[i]!;
+    if (w.release === cur) continue;
+    const run = seq.slice(i, i + stable);
+    if (cur !== null && (run.length < Math.min(stable, seq.length - i) || run.some((x) => x.release !== w.release))) continue;
+    // The switch starts at the first window of the new release's run, looking back over mixed ones.
+    let at = w.t;
+    for (let j = i - 1; j >= 0 && cur !== null && (seq[j]!.releases[w.release!] ?? 0) > 0; j--) at = seq[j]!.t;
+    out.push({ at, from: cur, to: w.release! });
     cur = w.release;
   }
   return out;

@@ -7,7 +7,7 @@ import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import type { DrillReport } from './run.ts';
 
-const W = 920;
+const W = 800;
 
 type Layer = Record<string, unknown>;
 

@@ -1,0 +1,185 @@
+// Drills against real releases: an upgrade that holds its SLOs (exit 0, orders read back, HTML
+// report rendered in real headless Chromium), a latency SLO that fails (exit 99, ✗), a kill with
+// restarts disabled (exit 99: availability and recovery ✗), and usage errors (exit 2).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+import { buildOrders, deploy, freePort, REPO, runCleanups, tempDir, type Deployed } from './helpers/release.ts';
+import type { BuildResult } from '../src/build/index.ts';
+import { parseSlo, resolveSlos, SloError } from '../src/drill/slo.ts';
+import { parseMix } from '../src/drill/loadgen.ts';
+import { recovery, switches, type Window } from '../src/drill/analyze.ts';
+
+after(runCleanups);
+
+interface Cli {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function slipway(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 180_000): Promise<Cli> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [path.join(REPO, 'bin', 'slipway.js'), ...args], { cwd: REPO, env: { ...process.env, ...env }, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+interface JsonReport {
+  pass: boolean;
+  verdicts: Array<{ kind: string; name: string; actual: string; ok: boolean | null }>;
+  summary: { requests: number; ok: number; errors: Record<string, number>; availability: number; releases: Record<string, number>; byRoute: Record<string, { count: number }> };
+  events: Array<{ kind: string; ok: boolean; recoveryMs: number | null }>;
+  switches: Array<{ from: string | null; to: string }>;
+  orders: { acknowledged: number; verified: number; missing: number; duplicated: number; ok: boolean };
+  report: { json: string; html: string };
+  load: { stoppedBy: string };
+}
+
+const QUICK = ['--steady', '2s', '--after', '3s', '--rate', '150', '--max-duration', '90s'];
+
+describe('slipway drill', () => {
+  let v1: BuildResult;
+  let v2: BuildResult;
+  let rel: Deployed;
+  let reports: string;
+
+  before(async () => {
+    v1 = await buildOrders({ version: '1.0.0' });
+    v2 = await buildOrders({ version: '1.1.0' });
+    reports = tempDir('slipway-drill-reports-');
+    rel = await deploy(v1, { PORT: String(await freePort()), SLIPWAY_WORKERS: '2', SLIPWAY_READY_TIMEOUT: '10s', SLOW_MS: '400' });
+    const d = await rel.daemon();
+    assert.equal(d.code, 0, d.stderr);
+  });
+
+  test('usage errors: one line and exit 2', async () => {
+    const bad = [
+      ['drill', 'explode', '--release', rel.bin],
+      ['drill', 'kill', '--release', rel.bin, '--slo', 'p95<<3'],
+      ['drill', 'kill', '--release', rel.bin, '--slo', 'latency<3ms'],
+      ['drill', 'kill', '--release', rel.bin, '--rate', 'fast'],
+      ['drill', 'kill', '--release', rel.bin, '--mix', 'hello=0'],
+      ['drill', 'upgrade', '--release', rel.bin],
+      ['drill', 'kill'],
+    ];
+    for (const args of bad) {
+      const r = await slipway(args);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.equal(r.stderr.trim().split('\n').length, 1, `${args.join(' ')}: ${r.stderr}`);
+    }
+    const help = await slipway(['drill', '--help']);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /--slo/);
+    const demoHelp = await slipway(['demo', '--help']);
+    assert.equal(demoHelp.code, 0);
+  });
+
+  test('SLO strings parse k6-style; defaults come from the seed SLO', () => {
+    assert.deepEqual(parseSlo('p95<150ms'), { source: 'p95<150ms', metric: 'p95', op: '<', value: 150, unit: 'ms' });
+    assert.equal(parseSlo('recovery<2s').value, 2000);
+    assert.equal(parseSlo('rollback < 2m').value, 120_000);
+    assert.equal(parseSlo('availability>=99.9%').value, 99.9);
+    assert.throws(() => parseSlo('availability>=101%'), SloError);
+    assert.throws(() => parseSlo('p95<3kg'), SloError);
+    const d = resolveSlos(['p95<50ms']);
+    assert.deepEqual(d.map((t) => t.source).sort(), ['availability>=99.9%', 'p95<50ms', 'recovery<5s', 'rollback<2m']);
+    assert.equal(parseMix('hello=2,/slow').length, 2);
+    assert.throws(() => parseMix('nope=1'));
+  });
+
+  test('recovery and release switches come from the 100 ms windows', () => {
+    const w = (t: number, ok: number, count: number, release: string | null): Window => ({ t, ok, count, errors: {}, p50: 1, p95: 1, p99: 1, max: 1, releases: release ? { [release]: count } : {}, release });
+    const ws = Array.from({ length: 50 }, (_, i) => w(i * 100, 10, i >= 10 && i < 13 ? 12 : 10, i < 20 ? 'a' : i === 21 ? 'a' : 'b'));
+    assert.equal(recovery(ws, 1000, 5000), 300); // errors in 1000..1300
+    assert.equal(recovery(ws, 2000, 5000), 0);
+    assert.equal(recovery(ws, 1000, 1500), Infinity); // still failing near the end
+    const sw = switches(ws);
+    assert.deepEqual(sw.map((s) => [s.from, s.to]), [[null, 'a'], ['a', 'b']]);
+  });
+
+  test('upgrade drill under mixed load holds its SLOs, loses no order, and renders its report', async () => {
+    const r = await slipway(['drill', 'upgrade', '--release', rel.bin, '--install', v2.tarball, '--to', '1.1.0', '--report-dir', reports, '--json', ...QUICK]);
+    assert.equal(r.stderr, '', 'quiet with --json');
+    const rep = JSON.parse(r.stdout) as JsonReport;
+    assert.equal(r.code, 0, JSON.stringify(rep.verdicts, null, 1));
+    assert.equal(rep.pass, true);
+    assert.equal(rep.load.stoppedBy, 'stop');
+    // Mixed routes, reads and writes, and both releases served.
+    for (const route of ['hello', 'create', 'get', 'list']) assert.ok((rep.summary.byRoute[route]?.count ?? 0) > 0, route);
+    assert.ok(rep.summary.releases['1.0.0']! > 0 && rep.summary.releases['1.1.0']! > 0);
+    assert.deepEqual(rep.switches.filter((s) => s.from).map((s) => [s.from, s.to]), [['1.0.0', '1.1.0']]);
+    // Nothing lost: every acknowledged order read back exactly once.
+    assert.ok(rep.orders.acknowledged > 20);
+    assert.equal(rep.orders.verified, rep.orders.acknowledged);
+    assert.equal(rep.orders.missing + rep.orders.duplicated, 0);
+    assert.ok(rep.verdicts.some((v) => v.name.startsWith('orders') && v.ok === true));
+    // Per-window data in the JSON report.
+    const full = JSON.parse(readFileSync(rep.report.json, 'utf8')) as { windows: Window[] };
+    assert.ok(full.windows.length > 40);
+    assert.ok(full.windows.some((w) => w.p95 !== null && w.release === '1.1.0'));
+
+    // The HTML report in real headless Chromium: self-contained, charts rendered, events marked.
+    assert.ok(existsSync(rep.report.html));
+    const html = readFileSync(rep.report.html, 'utf8');
+    assert.doesNotMatch(html, /<script|https?:\/\/(?!www\.w3\.org)/);
+    const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
+      const requests: string[] = [];
+      page.on('request', (req) => {
+        if (!req.url().startsWith('file:') && !req.url().startsWith('data:')) requests.push(req.url());
+      });
+      await page.goto('file://' + rep.report.html);
+      // (A string, evaluated in the page: the test's TypeScript has no DOM types.)
+      const charts = (await page.evaluate(`['latency', 'throughput', 'serving'].map((id) => {
+          const svg = document.querySelector('#chart-' + id + ' svg');
+          const box = svg ? svg.getBoundingClientRect() : { width: 0, height: 0 };
+          return { id, w: box.width, h: box.height, paths: svg ? svg.querySelectorAll('path').length : 0, text: svg ? svg.textContent : '' };
+        })`)) as Array<{ id: string; w: number; h: number; paths: number; text: string }>;
+      for (const c of charts) {
+        assert.ok(c.w > 300 && c.h > 80, `${c.id} has a size: ${c.w}x${c.h}`);
+        assert.ok(c.paths > 5, `${c.id} has marks`);
+      }
+      assert.match(charts[0]!.text, /upgrade 1\.0\.0 → 1\.1\.0/);
+      assert.match(charts[0]!.text, /serving 1\.1\.0/);
+      const verdict = await page.textContent('#verdict');
+      assert.equal(verdict?.trim(), 'PASS');
+      const rows = await page.$$eval('#verdicts tr.pass', (trs) => trs.length);
+      assert.ok(rows >= 4);
+      await page.screenshot({ path: path.join(reports, 'upgrade.png'), fullPage: true });
+      assert.deepEqual(requests, [], 'no network');
+    } finally {
+      await browser.close();
+    }
+  });
+
+  test('a drill can fail: a route that sleeps past the p95 SLO exits 99 with ✗', async () => {
+    const r = await slipway(['drill', 'rollback', '--release', rel.bin, '--rollback-to', '1.0.0', '--mix', 'hello=1,/slow=1', '--slo', 'p95<150ms', '--report-dir', reports, ...QUICK]);
+    assert.equal(r.code, 99, r.stdout + r.stderr);
+    assert.match(r.stdout, /✗ p95<150ms/);
+    assert.match(r.stdout, /✓ rollback 1\.1\.0 → 1\.0\.0/);
+    assert.match(r.stdout, /FAIL/);
+    assert.match(r.stderr, /\[drill\].*requests.*p95/, 'progress on stderr');
+  });
+
+  test('kill with restarts disabled: the release goes down, availability and recovery fail (exit 99)', async () => {
+    const fragile = await deploy(v1, { PORT: String(await freePort()), SLIPWAY_WORKERS: '2', SLIPWAY_MAX_RESTARTS: '0' });
+    const d = await fragile.daemon();
+    assert.equal(d.code, 0, d.stderr);
+    const r = await slipway(['drill', 'kill', '--release', fragile.bin, '--report-dir', reports, '--json', ...QUICK]);
+    assert.equal(r.code, 99, r.stderr);
+    const rep = JSON.parse(r.stdout) as JsonReport;
+    const v = (name: string) => rep.verdicts.find((x) => x.name.startsWith(name));
+    assert.equal(v('availability')?.ok, false);
+    assert.equal(v('recovery')?.ok, false);
+    assert.equal(v('kill worker')?.ok, false);
+    assert.ok((rep.summary.errors.refused ?? 0) > 0, JSON.stringify(rep.summary.errors));
+    assert.equal(rep.events[0]!.recoveryMs, null, 'never recovered (Infinity in JSON is null)');
+  });
+});
