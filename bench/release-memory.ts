@@ -2,7 +2,8 @@
 // a GET /hello load, vs the PM2 daemon (God) running the same bundle in cluster mode with 1
 // instance (PM2's daemon then also owns the listening socket, as our supervisor does). An idle bare
 // `node` process is measured as the floor. Rounds alternate A/B (order flipped each round); each
-// round boots fresh processes.
+// round boots fresh processes. VmRSS counts the node binary's pages that every node process shares,
+// so PSS and private (USS) bytes from /proc/PID/smaps_rollup are reported beside it.
 //
 //   node --import tsx bench/release-memory.ts [--rounds 3] [--duration 10]
 import { spawn } from 'node:child_process';
@@ -10,10 +11,10 @@ import { flags } from './lib/args.ts';
 import { cannon } from './lib/autocannon.ts';
 import { main, onCleanup, sleep, trackPid, untrackPid, killAll } from './lib/cleanup.ts';
 import { bootPm2, bootRelease, type Running } from './lib/contenders.ts';
-import { MB, machine, machineLine, rssBytes } from './lib/machine.ts';
+import { MB, machine, machineLine, memDetail, rssBytes, type MemDetail } from './lib/machine.ts';
 import { childPidsOf } from './lib/procs.ts';
 import { writeResults } from './lib/results.ts';
-import { fmt, spread, table } from './lib/stats.ts';
+import { fmt, spread, table, type Spread } from './lib/stats.ts';
 
 const opts = flags('Supervisor RSS vs PM2 daemon RSS, after boot and after load.', {
   rounds: { default: 3, help: 'rounds per contender (fresh boot each)' },
@@ -22,7 +23,7 @@ const opts = flags('Supervisor RSS vs PM2 daemon RSS, after boot and after load.
   out: { default: '', help: 'results file (default bench/results/release-memory.json)' },
 });
 
-async function bareNodeRss(): Promise<number> {
+async function bareNodeMem(): Promise<MemDetail> {
   const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
   const pid = child.pid!;
   trackPid(pid);
@@ -31,9 +32,9 @@ async function bareNodeRss(): Promise<number> {
     untrackPid(pid);
   });
   await sleep(1500);
-  const rss = rssBytes(pid)!;
+  const mem = memDetail(pid)!;
   await done();
-  return rss;
+  return mem;
 }
 
 await main(async () => {
@@ -45,11 +46,11 @@ await main(async () => {
     'PM2 daemon (cluster, 1 instance)': () => bootPm2('1.0.0', 1),
   };
   const labels = Object.keys(boot) as Label[];
-  const data: Record<string, { boot: number[]; after: number[]; appBoot: number[]; appAfter: number[] }> = Object.fromEntries(labels.map((l) => [l, { boot: [], after: [], appBoot: [], appAfter: [] }]));
-  const bare: number[] = [];
+  const data: Record<string, { boot: MemDetail[]; after: MemDetail[]; appBoot: number[]; appAfter: number[] }> = Object.fromEntries(labels.map((l) => [l, { boot: [], after: [], appBoot: [], appAfter: [] }]));
+  const bare: MemDetail[] = [];
   const order: string[] = [];
   for (let r = 0; r < opts.rounds; r++) {
-    bare.push(await bareNodeRss());
+    bare.push(await bareNodeMem());
     const seq = r % 2 === 0 ? labels : [...labels].reverse();
     for (const l of seq) {
       const c = await boot[l]();
@@ -57,40 +58,49 @@ await main(async () => {
         await sleep(1000);
         const pid = c.managerPid!;
         const app = () => childPidsOf(pid).reduce((n, p) => n + (rssBytes(p) ?? 0), 0);
-        data[l]!.boot.push(rssBytes(pid)!);
+        data[l]!.boot.push(memDetail(pid)!);
         data[l]!.appBoot.push(app());
         await cannon({ url: `http://127.0.0.1:${c.port}/hello`, connections: opts.connections, duration: opts.duration, maxOverallRequests: 2_000_000 });
         await sleep(1000);
-        data[l]!.after.push(rssBytes(pid)!);
+        data[l]!.after.push(memDetail(pid)!);
         data[l]!.appAfter.push(app());
         order.push(l);
-        console.log(`round ${r + 1} ${l.padEnd(34)} RSS ${fmt(data[l]!.boot[r]! / MB)} MB after boot, ${fmt(data[l]!.after[r]! / MB)} MB after ${opts.duration} s of load`);
+        console.log(`round ${r + 1} ${l.padEnd(34)} RSS ${fmt(data[l]!.boot[r]!.rss / MB)} MB (private ${fmt(data[l]!.boot[r]!.private / MB)}) after boot, ${fmt(data[l]!.after[r]!.rss / MB)} MB (private ${fmt(data[l]!.after[r]!.private / MB)}) after ${opts.duration} s of load`);
       } finally {
         await c.stop();
       }
     }
   }
   const mb = (xs: number[]) => spread(xs.map((x) => x / MB));
-  const rows = [['process', 'RSS after boot, MB', 'RSS after load, MB', 'app worker(s) after load, MB']];
-  const summary: Record<string, unknown> = {};
+  const f = (x: Spread) => `${fmt(x.median)} (${fmt(x.min)}–${fmt(x.max)})`;
+  const rows = [['process', 'RSS after boot', 'RSS after load', 'PSS after load', 'private after load', 'app worker(s) RSS after load']];
+  const summary: Record<string, Record<string, Spread>> = {};
   for (const l of labels) {
-    const b = mb(data[l]!.boot);
-    const a = mb(data[l]!.after);
-    const w = mb(data[l]!.appAfter);
-    rows.push([l, `${fmt(b.median)} (${fmt(b.min)}–${fmt(b.max)})`, `${fmt(a.median)} (${fmt(a.min)}–${fmt(a.max)})`, fmt(w.median)]);
-    summary[l] = { afterBootMB: b, afterLoadMB: a, appAfterLoadMB: w, appAfterBootMB: mb(data[l]!.appBoot) };
+    const D = data[l]!;
+    const s = {
+      rssAfterBootMB: mb(D.boot.map((x) => x.rss)),
+      rssAfterLoadMB: mb(D.after.map((x) => x.rss)),
+      pssAfterBootMB: mb(D.boot.map((x) => x.pss)),
+      pssAfterLoadMB: mb(D.after.map((x) => x.pss)),
+      privateAfterBootMB: mb(D.boot.map((x) => x.private)),
+      privateAfterLoadMB: mb(D.after.map((x) => x.private)),
+      appRssAfterBootMB: mb(D.appBoot),
+      appRssAfterLoadMB: mb(D.appAfter),
+    };
+    summary[l] = s;
+    rows.push([l, f(s.rssAfterBootMB), f(s.rssAfterLoadMB), f(s.pssAfterLoadMB), f(s.privateAfterLoadMB), fmt(s.appRssAfterLoadMB.median)]);
   }
-  const bn = mb(bare);
-  rows.push(['bare node -e setInterval (floor)', `${fmt(bn.median)} (${fmt(bn.min)}–${fmt(bn.max)})`, '-', '-']);
-  console.log(`\n${table(rows)}`);
-  const sup = summary['slipway supervisor'] as { afterBootMB: { median: number }; afterLoadMB: { median: number } };
-  const pm = summary['PM2 daemon (cluster, 1 instance)'] as { afterBootMB: { median: number }; afterLoadMB: { median: number } };
-  const worst = Math.max(sup.afterBootMB.median, sup.afterLoadMB.median);
-  console.log(`supervisor/PM2 daemon: ${fmt((sup.afterBootMB.median / pm.afterBootMB.median) * 100)}% after boot, ${fmt((sup.afterLoadMB.median / pm.afterLoadMB.median) * 100)}% after load`);
-  console.log(`target supervisor ≤ 45 MB: ${worst <= 45 ? 'MET' : 'MISSED'} (${fmt(worst)} MB, bare node floor ${fmt(bn.median)} MB)`);
+  const bn = { rss: mb(bare.map((x) => x.rss)), pss: mb(bare.map((x) => x.pss)), private: mb(bare.map((x) => x.private)) };
+  rows.push(['bare node -e setInterval (floor)', f(bn.rss), '-', f(bn.pss), f(bn.private), '-']);
+  console.log(`\n${table(rows)}\n(MB, median (min–max) over ${opts.rounds} rounds)`);
+  const sup = summary['slipway supervisor']!;
+  const pm = summary['PM2 daemon (cluster, 1 instance)']!;
+  const worst = Math.max(sup.rssAfterBootMB.median, sup.rssAfterLoadMB.median);
+  console.log(`supervisor/PM2 daemon RSS: ${fmt((sup.rssAfterBootMB.median / pm.rssAfterBootMB.median) * 100)}% after boot, ${fmt((sup.rssAfterLoadMB.median / pm.rssAfterLoadMB.median) * 100)}% after load; private: ${fmt((sup.privateAfterLoadMB.median / pm.privateAfterLoadMB.median) * 100)}% after load`);
+  console.log(`target supervisor VmRSS ≤ 45 MB: ${worst <= 45 ? 'MET' : 'MISSED'} (${fmt(worst)} MB; a bare idle node process: ${fmt(bn.rss.median)} MB)`);
   const file = writeResults(
     'release-memory',
-    { benchmark: 'release-memory', machine: m, settings: { ...opts, source: 'VmRSS from /proc/PID/status', load: 'autocannon GET /hello' }, order, summary, bareNodeMB: bn, target: { mb: 45, met: worst <= 45 } },
+    { benchmark: 'release-memory', machine: m, settings: { ...opts, source: '/proc/PID/smaps_rollup (Rss, Pss, Private_*)', load: 'autocannon GET /hello' }, order, summary, bareNodeMB: bn, target: { rssMB: 45, met: worst <= 45 } },
     opts.out || undefined,
   );
   console.log(`results: ${file}`);

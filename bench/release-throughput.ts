@@ -8,6 +8,7 @@ import { flags } from './lib/args.ts';
 import { cannon, type AutocannonResult } from './lib/autocannon.ts';
 import { main, sleep } from './lib/cleanup.ts';
 import { bootPlain, bootPm2, bootRelease, type Running } from './lib/contenders.ts';
+import { setLogLevel } from './lib/release.ts';
 import { MB, machine, machineLine, rssBytes } from './lib/machine.ts';
 import { writeResults } from './lib/results.ts';
 import { fmt, median, spread, table } from './lib/stats.ts';
@@ -19,9 +20,11 @@ const opts = flags('Throughput of GET /hello: release vs plain node (vs PM2 clus
   warmup: { default: 3, help: 'warm-up seconds per contender (not measured)' },
   'skip-pm2': { default: false, help: 'do not measure PM2 cluster mode (1 instance), the reference column' },
   'plain-flags': { default: '', help: 'node flags for the plain node run, e.g. --enable-source-maps (the release default)' },
+  'log-level': { default: 'warn', help: 'LOG_LEVEL of every contender; info turns on one JSON log line per request' },
   out: { default: '', help: 'results file (default bench/results/release-throughput.json)' },
 });
 const withPm2 = !opts['skip-pm2'];
+setLogLevel(String(opts['log-level']));
 const plainFlags = String(opts['plain-flags']).split(/\s+/).filter(Boolean);
 
 await main(async () => {

@@ -20,14 +20,15 @@ import { main, sleep, tempDir } from './lib/cleanup.ts';
 import { failuresByKind, longestGap, startLoad, windowStats, type Sample, type WindowStats } from './lib/load.ts';
 import { machine, machineLine } from './lib/machine.ts';
 import { Pm2 } from './lib/pm2.ts';
-import { Deployed, PlainNode, buildOrders, freePort, waitFor200 } from './lib/release.ts';
+import { Deployed, PlainNode, buildOrders, freePort, setLogLevel, waitFor200 } from './lib/release.ts';
 import { writeResults } from './lib/results.ts';
 import { fmt, median, table } from './lib/stats.ts';
 
 const opts = flags('Release switch under load: slipway upgrade vs pm2 reload vs naive stop+start.', {
-  rounds: { default: 3, help: 'rounds per contender' },
-  steady: { default: 4, help: 'seconds of load before the switch (the first second is warm-up, not measured)' },
+  rounds: { default: 4, help: 'rounds per contender' },
+  steady: { default: 5, help: 'seconds of load before the switch (the first 2 s are warm-up, not measured)' },
   after: { default: 3, help: 'seconds of load after the switch ended' },
+  'log-level': { default: 'warn', help: 'LOG_LEVEL of every contender; info turns on one JSON log line per request' },
   connections: { default: 32, help: 'keep-alive connections (closed loop)' },
   'max-requests': { default: 3_000_000, help: 'hard cap on requests per round' },
   'retry-delay': { default: 5, help: 'ms a connection slot waits after a failed request before reconnecting' },
@@ -35,7 +36,9 @@ const opts = flags('Release switch under load: slipway upgrade vs pm2 reload vs 
   out: { default: '', help: 'results file (default bench/results/upgrade-under-load.json)' },
 });
 
-const WARM_MS = 1000;
+const WARM_MS = 2000;
+setLogLevel(String(opts['log-level']));
+if (opts.steady * 1000 <= WARM_MS) throw new Error('--steady must be more than 2 s (the warm-up)');
 const SWITCH_CAP_MS = 120_000;
 
 interface Contender {

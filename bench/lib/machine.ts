@@ -64,3 +64,25 @@ export function rssBytes(pid: number): number | undefined {
 }
 
 export const MB = 1024 * 1024;
+
+export interface MemDetail {
+  /** VmRSS: every resident page, including the node binary's pages shared with other node processes */
+  rss: number;
+  /** proportional set size: shared pages divided among the processes that map them */
+  pss: number;
+  /** Private_Clean + Private_Dirty (USS): what the process alone costs */
+  private: number;
+  /** Shared_Clean + Shared_Dirty */
+  shared: number;
+}
+
+/** RSS, PSS, private and shared bytes of a pid, from /proc/PID/smaps_rollup. */
+export function memDetail(pid: number): MemDetail | undefined {
+  try {
+    const t = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(t)?.[1] ?? 0) * 1024;
+    return { rss: kb('Rss'), pss: kb('Pss'), private: kb('Private_Clean') + kb('Private_Dirty'), shared: kb('Shared_Clean') + kb('Shared_Dirty') };
+  } catch {
+    return undefined;
+  }
+}

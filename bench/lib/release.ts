@@ -3,7 +3,7 @@
 // upgrade; the same bundle run as plain node (standalone mode binds PORT itself). Every process
 // is registered for cleanup.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
@@ -14,7 +14,12 @@ import { REPO } from './results.ts';
 
 export const ORDERS = path.join(REPO, 'examples', 'orders');
 
-/** Environment every contender gets: quiet logs, no telemetry exporters. */
+/**
+ * Environment every contender gets: no telemetry exporters; LOG_LEVEL warn by default, so that
+ * the per-request JSON log lines (info) are off and the data path is what is measured. Use
+ * setLogLevel('info') to measure with request logs on (the release's workers then write them to
+ * the supervisor's log capture; plain node appends them to a file, as `>> app.log` would).
+ */
 export const BASE_ENV: NodeJS.ProcessEnv = {
   ...process.env,
   HOST: '127.0.0.1',
@@ -24,6 +29,10 @@ export const BASE_ENV: NodeJS.ProcessEnv = {
   OTEL_LOGS_EXPORTER: 'none',
   NODE_ENV: 'production',
 };
+
+export function setLogLevel(level: string): void {
+  BASE_ENV.LOG_LEVEL = level;
+}
 
 const builds = new Map<string, Promise<BuildResult>>();
 let buildRoot: string | undefined;
@@ -192,10 +201,13 @@ export class PlainNode {
 
   start(): ChildProcess {
     this.exited = false;
+    // stdout and stderr appended to a file beside the var dir, as `node app.mjs >> app.log 2>&1`.
+    const fd = openSync(path.join(path.dirname(this.varDir), 'plain-node.log'), 'a');
     const child = spawn(process.execPath, [...this.nodeFlags, this.appEntry], {
       env: { ...BASE_ENV, PORT: String(this.port), RELEASE_VAR: this.varDir, SLIPWAY_MODE: 'standalone' },
-      stdio: ['ignore', 'ignore', 'ignore'],
+      stdio: ['ignore', fd, fd],
     });
+    closeSync(fd);
     this.child = child;
     child.once('exit', () => (this.exited = true));
     const pid = child.pid!;
