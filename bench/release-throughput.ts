@@ -9,7 +9,7 @@ import { cannon, type AutocannonResult } from './lib/autocannon.ts';
 import { main, sleep } from './lib/cleanup.ts';
 import { bootPlain, bootPm2, bootRelease, type Running } from './lib/contenders.ts';
 import { setLogLevel } from './lib/release.ts';
-import { MB, machine, machineLine, rssBytes } from './lib/machine.ts';
+import { MB, cpuMs, machine, machineLine, rssBytes } from './lib/machine.ts';
 import { writeResults } from './lib/results.ts';
 import { fmt, median, spread, table } from './lib/stats.ts';
 
@@ -38,19 +38,28 @@ await main(async () => {
   const rssBoot = { supervisor: rssBytes(release.managerPid!), pm2Daemon: pm2 ? rssBytes(pm2.managerPid!) : undefined };
   console.log(`supervisor RSS after boot: ${fmt(rssBoot.supervisor! / MB)} MB${pm2 ? `; PM2 daemon: ${fmt(rssBoot.pm2Daemon! / MB)} MB` : ''}`);
 
-  const run = (c: Running, seconds: number) =>
-    cannon({ url: `http://127.0.0.1:${c.port}/hello`, connections: opts.connections, duration: seconds, maxOverallRequests: 2_000_000, timeout: 10 });
+  // CPU time used by the contender's processes (manager + workers) during the round, per request:
+  // far less sensitive than req/s to other tenants of a shared machine.
+  const cpuPerReq: Record<string, number[]> = Object.fromEntries(contenders.map((c) => [c.label, []]));
+  const run = async (c: Running, seconds: number) => {
+    const pids = c.pids();
+    const before = pids.map(cpuMs);
+    const res = await cannon({ url: `http://127.0.0.1:${c.port}/hello`, connections: opts.connections, duration: seconds, maxOverallRequests: 2_000_000, timeout: 10 });
+    const used = pids.map(cpuMs).reduce((n, x, i) => n + x - before[i]!, 0);
+    return Object.assign(res, { cpuUsPerReq: (used * 1000) / Math.max(1, res.requests.total) });
+  };
   for (const c of contenders) await run(c, opts.warmup);
 
-  const results: Record<string, AutocannonResult[]> = Object.fromEntries(contenders.map((c) => [c.label, []]));
+  const results: Record<string, Array<AutocannonResult & { cpuUsPerReq: number }>> = Object.fromEntries(contenders.map((c) => [c.label, []]));
   const order: string[] = [];
   for (let r = 0; r < opts.rounds; r++) {
     const seq = r % 2 === 0 ? contenders : [contenders[1]!, contenders[0]!, ...contenders.slice(2)];
     for (const c of seq) {
       const res = await run(c, opts.duration);
       results[c.label]!.push(res);
+      cpuPerReq[c.label]!.push(res.cpuUsPerReq);
       order.push(c.label);
-      console.log(`round ${r + 1} ${c.label.padEnd(28)} ${fmt(res.requests.average, 0).padStart(7)} req/s  p50 ${res.latency.p50} ms  p99 ${res.latency.p99} ms  errors ${res.errors} non2xx ${res.non2xx}`);
+      console.log(`round ${r + 1} ${c.label.padEnd(28)} ${fmt(res.requests.average, 0).padStart(7)} req/s  p50 ${res.latency.p50} ms  p99 ${res.latency.p99} ms  errors ${res.errors} non2xx ${res.non2xx}  CPU ${fmt(res.cpuUsPerReq, 0)} µs/req`);
     }
   }
   const rssAfter = { supervisor: rssBytes(release.managerPid!), pm2Daemon: pm2 ? rssBytes(pm2.managerPid!) : undefined };
@@ -59,7 +68,7 @@ await main(async () => {
   const A = rps(release.label);
   const B = rps(plain.label);
   const pairRatios = A.map((a, i) => a / B[i]!);
-  const rows = [['contender', 'req/s median (min–max)', 'spread', 'p50 ms', 'p99 ms', 'errors', 'vs plain node']];
+  const rows = [['contender', 'req/s median (min–max)', 'spread', 'p50 ms', 'p99 ms', 'errors', 'vs plain node', 'CPU µs/req', 'CPU vs plain']];
   const summary: Record<string, unknown> = {};
   for (const c of contenders) {
     const xs = rps(c.label);
@@ -68,8 +77,10 @@ await main(async () => {
     const p99 = median(results[c.label]!.map((x) => x.latency.p99));
     const errors = results[c.label]!.reduce((n, x) => n + x.errors + x.non2xx, 0);
     const ratio = s.median / median(B);
-    rows.push([c.label, `${fmt(s.median, 0)} (${fmt(s.min, 0)}–${fmt(s.max, 0)})`, `${fmt(s.spreadPct)}%`, fmt(p50, 0), fmt(p99, 0), String(errors), `${fmt(ratio * 100)}%`]);
-    summary[c.label] = { rps: s, latencyP50Median: p50, latencyP99Median: p99, errors, ratioOfMediansVsPlain: ratio };
+    const cpu = spread(cpuPerReq[c.label]!);
+    const cpuRatio = cpu.median / median(cpuPerReq[plain.label]!);
+    rows.push([c.label, `${fmt(s.median, 0)} (${fmt(s.min, 0)}–${fmt(s.max, 0)})`, `${fmt(s.spreadPct)}%`, fmt(p50, 0), fmt(p99, 0), String(errors), `${fmt(ratio * 100)}%`, `${fmt(cpu.median, 0)} (${fmt(cpu.min, 0)}–${fmt(cpu.max, 0)})`, `${fmt(cpuRatio * 100)}%`]);
+    summary[c.label] = { rps: s, latencyP50Median: p50, latencyP99Median: p99, errors, ratioOfMediansVsPlain: ratio, cpuUsPerRequest: cpu, cpuRatioVsPlain: cpuRatio };
   }
   const pr = spread(pairRatios);
   console.log(`\n${table(rows)}`);
@@ -88,7 +99,7 @@ await main(async () => {
       target: { ratio: 0.95, met: pr.median >= 0.95 },
       rssBytes: { afterBoot: rssBoot, afterRun: rssAfter },
       rounds: Object.fromEntries(
-        Object.entries(results).map(([k, v]) => [k, v.map((x) => ({ rps: x.requests.average, p50: x.latency.p50, p99: x.latency.p99, max: x.latency.max, total: x.requests.total, errors: x.errors, non2xx: x.non2xx }))]),
+        Object.entries(results).map(([k, v]) => [k, v.map((x) => ({ cpuUsPerReq: x.cpuUsPerReq, rps: x.requests.average, p50: x.latency.p50, p99: x.latency.p99, max: x.latency.max, total: x.requests.total, errors: x.errors, non2xx: x.non2xx }))]),
       ),
     },
     opts.out || undefined,

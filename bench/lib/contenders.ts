@@ -1,7 +1,7 @@
 // Boot helpers shared by the release benchmarks: the release under its supervisor, the same bundle
 // as plain node, and (as a reference) the same bundle under PM2 cluster mode.
 import path from 'node:path';
-import { tempDir } from './cleanup.ts';
+import { descendants, tempDir } from './cleanup.ts';
 import { Pm2 } from './pm2.ts';
 import { Deployed, PlainNode, buildOrders, freePort, waitFor200 } from './release.ts';
 
@@ -10,6 +10,8 @@ export interface Running {
   port: number;
   /** pid of the process that manages the app (supervisor or PM2 daemon), if any */
   managerPid?: number;
+  /** every process serving the app (manager and workers), for CPU accounting */
+  pids(): number[];
   stop(): Promise<void>;
 }
 
@@ -19,7 +21,7 @@ export async function bootRelease(version: string, workers: number, label = 'rel
   const port = await freePort();
   await d.daemon({ PORT: String(port), SLIPWAY_WORKERS: String(workers) });
   await waitFor200(port, '/ready', performance.now());
-  return { label, port, managerPid: d.supervisorPid, deployed: d, stop: () => d.stop() };
+  return { label, port, managerPid: d.supervisorPid, deployed: d, pids: () => [d.supervisorPid!, ...descendants(d.supervisorPid!)], stop: () => d.stop() };
 }
 
 export async function bootPlain(version: string, label = 'plain node', nodeFlags: string[] = []): Promise<Running & { plain: PlainNode }> {
@@ -30,7 +32,7 @@ export async function bootPlain(version: string, label = 'plain node', nodeFlags
   const t0 = performance.now();
   plain.start();
   await waitFor200(port, '/ready', t0, 30_000, 5, () => plain.exited);
-  return { label, port, plain, stop: () => plain.stop() };
+  return { label, port, plain, pids: () => (plain.child?.pid ? [plain.child.pid] : []), stop: () => plain.stop() };
 }
 
 export async function bootPm2(version: string, instances: number, label = 'PM2 cluster'): Promise<Running & { pm2: Pm2; appEntry: string }> {
@@ -47,5 +49,6 @@ export async function bootPm2(version: string, instances: number, label = 'PM2 c
     env: { PORT: String(port), HOST: '127.0.0.1', SLIPWAY_MODE: 'standalone', RELEASE_VAR: path.join(tempDir('slipway-bench-var-'), 'var'), LOG_LEVEL: 'warn' },
   });
   await waitFor200(port, '/ready', performance.now());
-  return { label, port, managerPid: pm2.daemonPid(), pm2, appEntry, stop: () => pm2.kill() };
+  const god = pm2.daemonPid()!;
+  return { label, port, managerPid: god, pm2, appEntry, pids: () => [god, ...descendants(god)], stop: () => pm2.kill() };
 }

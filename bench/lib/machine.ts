@@ -86,3 +86,13 @@ export function memDetail(pid: number): MemDetail | undefined {
     return undefined;
   }
 }
+
+/** CPU time (user + system) a pid has used so far, in ms (clock ticks of 10 ms); 0 if gone. */
+export function cpuMs(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return 0;
+  }
+}
