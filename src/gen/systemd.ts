@@ -19,7 +19,8 @@ function header(m: GenModel, what: string): string {
 
 export function serviceUnit(m: GenModel): string {
   const d = m.installDir;
-  const rw = ['tmp', 'log', 'var', 'releases'].map((x) => `${d}/${x}`).join(' ');
+  // "-": tmp/log/var may not exist before ExecStartPre creates them (the tarball does not hold them).
+  const rw = [...['tmp', 'log', 'var'].map((x) => `-${d}/${x}`), `${d}/releases`].join(' ');
   return `${header(m, `${m.name}.service: the ${m.name} release under its Slipway supervisor.`)}
 [Unit]
 Description=${m.name} (Slipway release)
