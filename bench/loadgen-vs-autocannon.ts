@@ -1,10 +1,11 @@
 // Slipway's drill load generator against autocannon 9, side by side in one run, on loopback,
 // against the orders example's GET /hello (one worker: the server, not the client, should be the
 // limit). Rounds alternate the tools (A B A B …) because this machine is shared and noisy; each
-// run is its own process. Two experiments:
-//   closed: N keep-alive connections as fast as possible (overhead: who drives more req/s?)
-//   open:   a fixed rate both can sustain (agreement: throughput and p95 of the same steady load)
-// Usage: node --import tsx bench/loadgen-vs-autocannon.ts [--rounds 3] [--seconds 8] [--connections 10] [--rate 1000]
+// run is its own process. Two experiments, both closed loop with the same keep-alive connections:
+//   hello:  GET /hello as fast as possible — overhead: who drives more req/s on the same server?
+//   steady: GET /slow with SLOW_MS=20 — neither client nor server CPU is the limit, so both tools
+//           should measure the same thing: agreement on throughput (5%) and p95 (10%).
+// Usage: node --import tsx bench/loadgen-vs-autocannon.ts [--rounds 3] [--seconds 8] [--connections 10]
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
@@ -18,11 +19,10 @@ import { Target } from '../src/drill/target.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..');
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '8' }, connections: { type: 'string', default: '10' }, rate: { type: 'string', default: '1000' } } });
+const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '8' }, connections: { type: 'string', default: '10' } } });
 const rounds = Number(values.rounds);
 const seconds = Number(values.seconds);
 const connections = Number(values.connections);
-const rate = Number(values.rate);
 
 interface Run { tool: string; mode: string; requests: number; errors: number; rps: number; p50: number; p95: number; p99: number }
 
@@ -35,9 +35,9 @@ function freePort(): Promise<number> {
   });
 }
 
-function run(tool: string, url: string, r?: number): Promise<Run> {
+function run(tool: string, url: string): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const args = ['--import', 'tsx', path.join(here, 'loadgen-run.ts'), tool, url, String(connections), String(seconds), ...(r ? [String(r)] : [])];
+    const args = ['--import', 'tsx', path.join(here, 'loadgen-run.ts'), tool, url, String(connections), String(seconds)];
     execFile(process.execPath, args, { cwd: repo, timeout: (seconds + 60) * 1000 }, (err, stdout, stderr) => {
       if (err) return reject(new Error(`${tool}: ${stderr || err.message}`));
       resolve(JSON.parse(stdout.trim().split('\n').pop()!) as Run);
@@ -53,25 +53,26 @@ try {
   const b = await buildRelease({ dir: path.join(repo, 'examples', 'orders'), out: path.join(work, 'build'), version: '1.0.0' });
   await tar.x({ file: b.tarball, cwd: work });
   const port = await freePort();
-  target = new Target(path.join(work, 'bin', b.name), { HOST: '127.0.0.1', PORT: String(port), SLIPWAY_WORKERS: '1', DATABASE_URL: undefined });
+  target = new Target(path.join(work, 'bin', b.name), { HOST: '127.0.0.1', PORT: String(port), SLIPWAY_WORKERS: '1', SLOW_MS: '20', DATABASE_URL: undefined });
   const d = await target.run(['daemon']);
   if (d.code !== 0) throw new Error(d.stderr);
-  const url = `http://127.0.0.1:${port}/hello`;
+  const hello = `http://127.0.0.1:${port}/hello`;
+  const slow = `http://127.0.0.1:${port}/slow`;
   // Warm up the server (JIT) before measuring.
-  await run('autocannon', url);
-  const results: Run[] = [];
+  await run('autocannon', hello);
+  const results: Array<Run & { exp: string }> = [];
   for (let i = 0; i < rounds; i++) {
     const order = i % 2 === 0 ? ['slipway', 'autocannon'] : ['autocannon', 'slipway'];
-    for (const t of order) results.push(await run(t, url));
-    for (const t of order) results.push(await run(t, url, rate));
+    for (const t of order) results.push({ ...(await run(t, hello)), exp: 'hello (max)' });
+    for (const t of order) results.push({ ...(await run(t, slow)), exp: 'steady (/slow 20 ms)' });
     process.stderr.write(`round ${i + 1}/${rounds} done\n`);
   }
-  const lines = [`# loadgen vs autocannon — ${new Date().toISOString()}`, '', `machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, ${os.type()} ${os.release()}`, `target: orders /hello, 1 worker, loopback; ${connections} keep-alive connections, ${seconds} s per run, ${rounds} rounds alternating`, ''];
-  lines.push('| mode | tool | req/s (median) | p50 ms | p95 ms | p99 ms | errors | runs (req/s) |', '|---|---|---|---|---|---|---|---|');
+  const lines = [`# loadgen vs autocannon — ${new Date().toISOString()}`, '', `machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, ${os.type()} ${os.release()}`, `target: orders, 1 worker, loopback, closed loop; ${connections} keep-alive connections, ${seconds} s per run, ${rounds} rounds alternating`, ''];
+  lines.push('| experiment | tool | req/s (median) | p50 ms | p95 ms | p99 ms | errors | runs (req/s) |', '|---|---|---|---|---|---|---|---|');
   const summary: Record<string, Record<string, { rps: number; p95: number }>> = {};
-  for (const mode of ['closed', `open ${rate}/s`]) {
+  for (const mode of ['hello (max)', 'steady (/slow 20 ms)']) {
     for (const tool of ['slipway', 'autocannon']) {
-      const rs = results.filter((r) => r.tool === tool && r.mode === mode);
+      const rs = results.filter((r) => r.tool === tool && r.exp === mode);
       const m = { rps: median(rs.map((r) => r.rps)), p50: median(rs.map((r) => r.p50)), p95: median(rs.map((r) => r.p95)), p99: median(rs.map((r) => r.p99)) };
       (summary[mode] ??= {})[tool] = m;
       lines.push(`| ${mode} | ${tool} | ${m.rps.toFixed(0)} | ${m.p50.toFixed(2)} | ${m.p95.toFixed(2)} | ${m.p99.toFixed(2)} | ${rs.reduce((a, r) => a + r.errors, 0)} | ${rs.map((r) => r.rps.toFixed(0)).join(', ')} |`);

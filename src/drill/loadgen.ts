@@ -1,11 +1,11 @@
-// The drill's load generator: keep-alive HTTP/1.1 connections (undici), closed-loop (N connections,
+// The drill's load generator: keep-alive HTTP/1.1 connections (http1.ts), closed-loop (N connections,
 // one request after another) or open-loop (a fixed rate; latency is measured from the time a request
 // was *scheduled*, so a stall shows up as latency instead of silently lowering the rate:
 // coordinated omission), mixed routes with careful idempotent writes, an HDR histogram and a
 // per-request timeline kept in typed arrays (so every 100 ms window gets its own percentiles).
 // Bounded twice: it stops after maxRequests or maxDurationMs, whichever comes first.
 import { randomUUID } from 'node:crypto';
-import { Client, Pool, type Dispatcher } from 'undici';
+import { Connection, ConnectionPool, type Sender } from './http1.ts';
 import * as hdr from 'hdr-histogram-js';
 
 export const OUTCOMES = ['ok', 'refused', 'reset', 'timeout', 'non-2xx', 'other'] as const;
@@ -202,59 +202,28 @@ export function startLoad(opts: LoadOptions): RunningLoad {
     histogram.recordValue(Math.max(1, Math.round(lat * 1000)));
   };
 
-  /**
-   * One HTTP attempt through undici's low-level dispatch (no stream or promise per body chunk:
-   * this is the hot path). Resolves with the outcome, the status and, when asked, the body.
-   */
-  const attempt = (d: Dispatcher, start: number, routeIdx: number, method: 'GET' | 'POST', path: string, body?: string, headers?: Record<string, string>, wantBody = false): Promise<{ outcome: number; status: number; text?: string }> => {
+  /** One HTTP attempt (the hot path). Resolves with the outcome, the status and, when asked, the body. */
+  const attempt = (d: Sender, start: number, routeIdx: number, method: 'GET' | 'POST', path: string, body?: string, headers = '', wantBody = false): Promise<{ outcome: number; status: number; text?: string }> => {
     sent++;
-    return new Promise((resolve) => {
-      let status = 0;
-      let release: string | undefined;
-      let chunks: Buffer[] | undefined;
-      const handler = {
-        onConnect() {},
-        onHeaders(statusCode: number, raw: Buffer[] | string[] | null) {
-          status = statusCode;
-          if (raw) {
-            for (let i = 0; i + 1 < raw.length; i += 2) {
-              const k = raw[i]!;
-              if (k.length === 9 && k.toString().toLowerCase() === 'x-release') {
-                release = raw[i + 1]!.toString();
-                break;
-              }
-            }
-          }
-          return true;
-        },
-        onData(chunk: Buffer) {
-          if (wantBody) (chunks ??= []).push(chunk);
-          return true;
-        },
-        onComplete() {
-          const outcome = status >= 200 && status < 300 ? O_OK : 4;
-          record(start, outcome, release, routeIdx);
-          resolve({ outcome, status, text: chunks ? Buffer.concat(chunks).toString() : undefined });
-        },
-        onError(err: Error) {
-          const outcome = classify(err);
-          record(start, outcome, undefined, routeIdx);
-          resolve({ outcome, status: 0 });
-        },
-      };
-      try {
-        d.dispatch({ method, path, body, headers }, handler as unknown as Dispatcher.DispatchHandler);
-      } catch (err) {
-        handler.onError(err as Error);
-      }
-    });
+    return d.request(method, path, headers, body, wantBody).then(
+      (r) => {
+        const outcome = r.status >= 200 && r.status < 300 ? O_OK : 4;
+        record(start, outcome, r.release, routeIdx);
+        return { outcome, status: r.status, text: r.body };
+      },
+      (err: unknown) => {
+        const outcome = classify(err);
+        record(start, outcome, undefined, routeIdx);
+        return { outcome, status: 0 };
+      },
+    );
   };
 
   /** A careful client's write: one Idempotency-Key, retried with backoff on network errors and 5xx/429. */
-  const write = async (d: Dispatcher, start: number, routeIdx: number, retryOn: Dispatcher): Promise<void> => {
+  const write = async (d: Sender, start: number, routeIdx: number, retryOn: Sender): Promise<void> => {
     const key = randomUUID();
     const body = JSON.stringify({ item: `drill-${key.slice(0, 8)}`, quantity: 1 + (sent % 5) });
-    const headers = { 'content-type': 'application/json', 'idempotency-key': key };
+    const headers = `Content-Type: application/json\r\nIdempotency-Key: ${key}\r\n`;
     ledger.attempts++;
     let r = await attempt(d, start, routeIdx, 'POST', '/orders', body, headers, true);
     for (let n = 1; n < writeAttempts; n++) {
@@ -281,7 +250,7 @@ export function startLoad(opts: LoadOptions): RunningLoad {
     ledger.unacked.add(key);
   };
 
-  const issue = (d: Dispatcher, start: number): Promise<unknown> => {
+  const issue = (d: Sender, start: number): Promise<unknown> => {
     const idx = pick();
     const route = routes[idx]!;
     if (route.method === 'POST') return write(d, start, idx, d);
@@ -293,12 +262,14 @@ export function startLoad(opts: LoadOptions): RunningLoad {
     return attempt(d, start, idx, 'GET', path);
   };
 
-  const dispatchers: Dispatcher[] = [];
+  const senders: Sender[] = [];
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  const port = Number(url.port || 80);
   let done: Promise<unknown>;
   if (opts.mode === 'closed') {
     const loop = async () => {
-      const client = new Client(opts.origin, { pipelining: 1, keepAliveTimeout: 10_000, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, connect: { timeout: timeoutMs } });
-      dispatchers.push(client);
+      const client = new Connection(host, port, timeoutMs);
+      senders.push(client);
       while (canSend()) {
         const before = timeline.n;
         await issue(client, now());
@@ -308,8 +279,8 @@ export function startLoad(opts: LoadOptions): RunningLoad {
     };
     done = Promise.all(Array.from({ length: opts.connections }, loop));
   } else {
-    const pool = new Pool(opts.origin, { connections: opts.connections, pipelining: 1, keepAliveTimeout: 10_000, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, connect: { timeout: timeoutMs } });
-    dispatchers.push(pool);
+    const pool = new ConnectionPool(host, port, opts.connections, timeoutMs);
+    senders.push(pool);
     const interval = 1000 / opts.rate!;
     const inflight = new Set<Promise<unknown>>();
     done = (async () => {
@@ -332,14 +303,14 @@ export function startLoad(opts: LoadOptions): RunningLoad {
       // Requests still queued or unanswered a timeout after the end are given up (recorded as timeouts).
       const grace = sleep(timeoutMs + 1000).then(() => 'late');
       if ((await Promise.race([Promise.all(inflight), grace])) === 'late') {
-        await pool.destroy().catch(() => undefined);
+        pool.close();
         await Promise.all(inflight);
       }
     })();
   }
   const finished = done.then(async () => {
     const durationMs = now();
-    await Promise.all(dispatchers.map((d) => d.close().catch(() => undefined)));
+    for (const d of senders) d.close();
     return { t0Epoch, durationMs, timeline, histogram, routes: routes.map((r) => r.name), ledger, stoppedBy };
   });
   return {
