@@ -7,7 +7,7 @@ import { gunzipSync } from 'node:zlib';
 import net from 'node:net';
 import path from 'node:path';
 import { request as httpRequest, Agent } from 'node:http';
-import { alive, buildOrders, childPids, deploy, freePort, runCleanups, sleep, tempDir, waitFor } from './helpers/release.ts';
+import { alive, buildOrders, childPids, deploy, freePort, REPO, runCleanups, sleep, tempDir, waitFor } from './helpers/release.ts';
 import { startLoad } from './helpers/load.ts';
 import type { BuildResult } from '../src/build/index.ts';
 
@@ -88,8 +88,10 @@ describe('a deployed tarball, away from the source tree', () => {
   it('daemon → rpc/health/ready/pid/orders → stop, and nothing is left running', async () => {
     const port = await freePort();
     const rel = await deploy(build, { PORT: String(port) });
-    const started = await rel.daemon();
+    const started = await rel.daemon({}, { hideSource: true });
     assert.equal(started.code, 0, started.stderr);
+    const supervisorPid = rel.info()!.pid;
+    assert.equal(readFileSync(`/proc/${supervisorPid}/mountinfo`, 'utf8').includes(`${REPO} `), true, 'the source tree is covered in the release\'s mount namespace');
     assert.match(started.stdout, new RegExp(`orders 1.0.0 started \\(pid \\d+\\), listening on 127.0.0.1:${port}`));
 
     const rpc = await rel.run(['rpc', 'Health.ok()']);
@@ -296,9 +298,9 @@ describe('supervision', () => {
     const r = await rel.run(['start'], {}, 30_000);
     const took = Date.now() - t0;
     assert.notEqual(r.code, 0);
-    const line = r.stderr.trim().split('\n').filter((l) => /^orders: worker crashed/.test(l));
+    const line = r.stderr.trim().split('\n').filter((l) => /^orders: worker (crashed|failed)/.test(l));
     assert.equal(line.length, 1, r.stderr);
-    assert.match(line[0]!, /worker crashed 4 times in 5s \(limit: max_restarts 3 in 5s\); last: .*ORDERS_FAULT_BOOT_THROW/);
+    assert.match(line[0]!, /^orders: worker failed to boot 4 times in a row \(limit: max_restarts 3\); last: .*ORDERS_FAULT_BOOT_THROW/);
     const log = readFileSync(path.join(rel.root, 'log', 'orders.log'), 'utf8');
     const starts = log.split('\n').filter((l) => /worker \d+ starting/.test(l)).length;
     assert.equal(starts, 4, 'one start and three restarts');

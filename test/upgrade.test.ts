@@ -148,13 +148,14 @@ describe('upgrade and rollback under load', () => {
     assert.equal((await rel.run(['stop'])).code, 0);
     assert.equal((await rel.daemon()).code, 0);
     assert.equal((await rel.run(['version'])).stdout, 'orders 1.1.0\n');
-    // Pruning keeps 2 releases, never the permanent or current one.
+    // Pruning keeps 2 releases on disk: the old 1.0.0 goes, never the permanent or an unpacked one.
     await install(rel, '1.2.0');
+    const left = JSON.parse((await rel.run(['releases', '--json'])).stdout).releases.map((r: { version: string; state: string }) => [r.version, r.state]);
+    assert.deepEqual(left, [['1.1.0', 'permanent'], ['1.2.0', 'unpacked']]);
+    assert.ok(!existsSync(path.join(rel.root, 'releases', '1.0.0')), '1.0.0 pruned from disk');
     await install(rel, '1.4.0');
-    await rel.run(['restart']);
-    await sleep(200);
-    const left = JSON.parse((await rel.run(['releases', '--json'])).stdout).releases.map((r: { version: string }) => r.version);
-    assert.ok(left.includes('1.1.0'), JSON.stringify(left));
+    const after = JSON.parse((await rel.run(['releases', '--json'])).stdout).releases.map((r: { version: string }) => r.version);
+    assert.deepEqual(after, ['1.1.0', '1.2.0', '1.4.0'], 'no old release left to prune: nothing else is removed');
   });
 });
 

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import * as tar from 'tar';
 import type { ReleaseManifest, ReleaseRoot } from '../release/layout.ts';
 import { VERSION_PATTERN } from '../release/layout.ts';
-import { readReleases, setState, permanentVersion } from '../release/releases-file.ts';
+import { readReleases, setState, permanentVersion, pruneReleases } from '../release/releases-file.ts';
 import { table } from './format.ts';
 import { sha256File } from '../release/checksum.ts';
 
@@ -35,6 +35,8 @@ export interface InstallResult {
   name: string;
   version: string;
   path: string;
+  /** Old releases removed to keep keepReleases on disk. */
+  pruned: string[];
 }
 
 export async function installTarball(rel: ReleaseRoot, appName: string, tarball: string, opts: { sha256?: string; force?: boolean } = {}): Promise<InstallResult> {
@@ -92,7 +94,9 @@ export async function installTarball(rel: ReleaseRoot, appName: string, tarball:
     if (opts.force) rmSync(rel.versionDir(vsn), { recursive: true, force: true });
     renameSync(dir, rel.versionDir(vsn));
     setState(rel, vsn, 'unpacked', `installed from ${path.basename(tarball)}`);
-    return { name: manifest.name, version: vsn, path: rel.versionDir(vsn) };
+    const keep = Number(process.env.SLIPWAY_KEEP_RELEASES) || manifest.settings.keepReleases;
+    const pruned = pruneReleases(rel, keep, [vsn, currentVersion(rel) ?? '']);
+    return { name: manifest.name, version: vsn, path: rel.versionDir(vsn), pruned };
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
@@ -117,7 +121,8 @@ export function installCommand(program: Command, rel: ReleaseRoot, name: string,
     .action(async (tarball: string, opts: { sha256?: string; force?: boolean; json?: boolean }) => {
       try {
         const r = await installTarball(rel, name, path.resolve(tarball), opts);
-        process.stdout.write(opts.json ? JSON.stringify(r) + '\n' : `${name}: installed ${r.version} (unpacked); next: bin/${name} upgrade ${r.version}\n`);
+        const pruned = r.pruned.length ? ` (pruned old: ${r.pruned.join(', ')})` : '';
+        process.stdout.write(opts.json ? JSON.stringify(r) + '\n' : `${name}: installed ${r.version} (unpacked)${pruned}; next: bin/${name} upgrade ${r.version}\n`);
       } catch (err) {
         die((err as Error).message.replace(/^install: /, 'install: '));
       }

@@ -1,6 +1,6 @@
 // releases/RELEASES and releases/start.data: the state of every release on disk, as Erlang's
 // release_handler keeps them. States: unpacked → current → permanent → old.
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import type { ReleaseRoot } from './layout.ts';
 
 export type ReleaseState = 'unpacked' | 'current' | 'permanent' | 'old';
@@ -62,4 +62,22 @@ export function setState(rel: ReleaseRoot, vsn: string, state: ReleaseState, not
   writeReleases(rel, file);
   if (state === 'permanent') setPermanent(rel, vsn);
   return file;
+}
+
+/**
+ * Remove the oldest `old` releases while more than `keep` are on disk. Never touches a
+ * permanent, current or unpacked release, nor any version in `protect`. Returns the pruned versions.
+ */
+export function pruneReleases(rel: ReleaseRoot, keep: number, protect: Iterable<string>): string[] {
+  const file = readReleases(rel);
+  const safe = new Set([...protect, permanentVersion(rel) ?? '']);
+  const victims = file.releases
+    .filter((r) => r.state === 'old' && !safe.has(r.version))
+    .sort((a, b) => a.changedAt.localeCompare(b.changedAt))
+    .slice(0, Math.max(0, file.releases.length - keep));
+  if (!victims.length) return [];
+  for (const v of victims) rmSync(rel.versionDir(v.version), { recursive: true, force: true });
+  file.releases = file.releases.filter((r) => !victims.includes(r));
+  writeReleases(rel, file);
+  return victims.map((v) => v.version);
 }

@@ -75,8 +75,9 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
     return failBoot(info, 'config', `config/runtime.ts failed: ${(err as Error).message}`);
   }
 
-  // eval/migrate print their result on stdout: their logs go to stderr.
-  const log = createLogger({ name: info.name, version: release.version, write: mode === 'eval' || mode === 'migrate' ? (text) => void process.stderr.write(text) : undefined });
+  const oneShot = mode === 'eval' || mode === 'migrate';
+  // eval/migrate print their result on stdout: their logs go to stderr, warnings and up unless LOG_LEVEL says.
+  const log = createLogger({ name: info.name, version: release.version, level: oneShot ? (process.env.LOG_LEVEL ?? 'warn') : undefined, write: oneShot ? (text) => void process.stderr.write(text) : undefined });
   // Production hooks (issue 6): crash reports, feature flags, tracing. See crash.ts, flags.ts, tracing.ts.
   if (mode === 'worker' || mode === 'standalone') {
     const reporters: CrashReporter[] = [new FileReporter(path.join(process.env.RELEASE_LOG ?? path.join(root ?? '.', 'log'), 'crash'))];

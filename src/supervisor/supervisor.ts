@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { SupervisorInfo, SupervisorStatus, WorkerState } from '../protocol.ts';
 import { ReleaseRoot } from '../release/layout.ts';
-import { readReleases, setState, permanentVersion, writeReleases } from '../release/releases-file.ts';
+import { readReleases, setState, permanentVersion, pruneReleases } from '../release/releases-file.ts';
 import type { Settings } from './settings.ts';
 import { bindListenSocket, type ListenSocket } from './sockets.ts';
 import { RotatingLog, lineSplitter } from './logs.ts';
@@ -42,6 +42,7 @@ export class Supervisor {
   private listen!: ListenSocket;
   private log: RotatingLog | undefined;
   private crashTimes: number[] = [];
+  private bootFailures = 0;
   private totalRestarts = 0;
   private nextWorkerId = 1;
   private heartTimer: NodeJS.Timeout | undefined;
@@ -142,6 +143,7 @@ export class Supervisor {
 
   private onWorkerState(w: WorkerProcess, state: WorkerState, failing?: string): void {
     if (state === 'ready' && !failing) {
+      this.bootFailures = 0;
       this.logLine('info', `worker ${w.pid} ready (${w.version}) in ${Date.now() - w.startedAt} ms`, { worker: w.id });
       if (this.readyWorkers().length === 1) this.opts.notify?.('READY=1');
     } else if (failing) {
@@ -175,6 +177,13 @@ export class Supervisor {
     const now = Date.now();
     this.crashTimes = this.crashTimes.filter((t) => now - t < this.settings.maxSeconds * 1000);
     this.crashTimes.push(now);
+    // A worker that dies before it was ever ready fails the same way next time, however slowly it
+    // boots: consecutive boot failures count against max_restarts whatever the time window.
+    this.bootFailures = w.readyAt === undefined ? this.bootFailures + 1 : 0;
+    if (this.bootFailures > this.settings.maxRestarts) {
+      this.fatal(`worker failed to boot ${this.bootFailures} times in a row (limit: max_restarts ${this.settings.maxRestarts}); last: ${firstLine(reason)}`);
+      return;
+    }
     if (this.crashTimes.length > this.settings.maxRestarts) {
       this.fatal(
         `worker crashed ${this.crashTimes.length} times in ${this.settings.maxSeconds}s (limit: max_restarts ${this.settings.maxRestarts} in ${this.settings.maxSeconds}s); last: ${firstLine(reason)}`,
@@ -345,21 +354,10 @@ export class Supervisor {
     }
   }
 
-  /** Remove old releases beyond keepReleases, never the permanent, current or booted one. */
+  /** Remove old releases beyond keepReleases, never the permanent, current or running ones. */
   prune(): void {
-    const file = readReleases(this.rel);
-    const keep = new Set([this.current, permanentVersion(this.rel), this.bake?.previous].filter(Boolean) as string[]);
-    const candidates = file.releases.filter((r) => !keep.has(r.version) && r.state !== 'permanent' && r.state !== 'current');
-    const excess = file.releases.length - this.settings.keepReleases;
-    if (excess <= 0) return;
-    const victims = candidates.sort((a, b) => a.installedAt.localeCompare(b.installedAt)).slice(0, excess);
-    for (const v of victims) {
-      if (this.workers.some((w) => w.version === v.version)) continue;
-      rmSync(this.rel.versionDir(v.version), { recursive: true, force: true });
-      file.releases = file.releases.filter((r) => r !== v);
-      this.event(`pruned release ${v.version} (keep ${this.settings.keepReleases})`);
-    }
-    writeReleases(this.rel, file);
+    const protect = [this.current, this.bake?.previous ?? '', ...this.workers.map((w) => w.version)];
+    for (const v of pruneReleases(this.rel, this.settings.keepReleases, protect)) this.event(`pruned release ${v} (keep ${this.settings.keepReleases})`);
   }
 
   /** The release `rollback` goes to when no version is named: the newest other permanent/old release. */

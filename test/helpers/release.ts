@@ -86,9 +86,20 @@ export class Deployed {
     });
   }
 
-  /** `bin/NAME daemon`, registering a cleanup that stops (or kills) the supervisor and its workers. */
-  async daemon(env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
-    const r = await this.run(['daemon'], env);
+  /**
+   * `bin/NAME daemon`, registering a cleanup that stops (or kills) the supervisor and its workers.
+   * `hideSource`: run it in a mount namespace where a tmpfs covers this repository, so that the
+   * release can use nothing of the source tree or its node_modules (as on a target host).
+   */
+  async daemon(env: NodeJS.ProcessEnv = {}, opts: { hideSource?: boolean } = {}): Promise<RunResult> {
+    const r = opts.hideSource
+      ? await new Promise<RunResult>((resolve) => {
+          const script = 'mount --make-rprivate / && mount -t tmpfs tmpfs "$1" && shift && exec "$@"';
+          execFile('unshare', ['-m', 'sh', '-c', script, 'sh', REPO, this.bin, 'daemon'], { env: { ...process.env, ...this.env, ...env } }, (err, stdout, stderr) =>
+            resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+          );
+        })
+      : await this.run(['daemon'], env);
     const info = this.info();
     if (info) this.track(info.pid);
     return r;

@@ -1,6 +1,6 @@
 // The orders service: Fastify + Kysely, run and supervised by Slipway.
 import { createHash, randomUUID } from 'node:crypto';
-import Fastify, { type FastifyBaseLogger } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger } from 'fastify';
 import { currentRequestId, defineApp, flags, fromFastify, healthPlugin, queryTracing, requestContextPlugin } from 'slipway/runtime';
 import type { Config } from '../config/runtime.ts';
 import { migrate, openDatabase, pendingMigrations, ping } from './db.ts';
@@ -26,7 +26,7 @@ export default defineApp<Config>({
       if (pending.length) throw new Error(`${pending.length} pending: ${pending.join(', ')}`);
     });
 
-    const app = Fastify({ loggerInstance: log as FastifyBaseLogger, disableRequestLogging: true, bodyLimit: 64 * 1024, genReqId: () => currentRequestId() });
+    const app = Fastify({ loggerInstance: log as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: 64 * 1024, genReqId: () => currentRequestId() });
     await app.register(requestContextPlugin());
     app.addHook('onRequest', async (_req, reply) => {
       reply.header('x-release', release.version);
