@@ -78,11 +78,17 @@ try {
       lines.push(`| ${mode} | ${tool} | ${m.rps.toFixed(0)} | ${m.p50.toFixed(2)} | ${m.p95.toFixed(2)} | ${m.p99.toFixed(2)} | ${rs.reduce((a, r) => a + r.errors, 0)} | ${rs.map((r) => r.rps.toFixed(0)).join(', ')} |`);
     }
   }
-  lines.push('');
-  for (const [mode, s] of Object.entries(summary)) {
-    const rr = s.slipway!.rps / s.autocannon!.rps;
-    const pr = s.slipway!.p95 / s.autocannon!.p95;
-    lines.push(`- ${mode}: slipway/autocannon throughput ratio ${rr.toFixed(3)}, p95 ratio ${pr.toFixed(3)}`);
+  lines.push('', 'Ratios slipway / autocannon, per round (the two runs of a round are back to back, so they share the noise):', '');
+  lines.push('| experiment | throughput ratios | median | p95 ratios | median |', '|---|---|---|---|---|');
+  for (const mode of Object.keys(summary)) {
+    const rr: number[] = [];
+    const pr: number[] = [];
+    for (let i = 0; i < rounds; i++) {
+      const [a, b] = ['slipway', 'autocannon'].map((t) => results.filter((r) => r.tool === t && r.exp === mode)[i]!);
+      rr.push(a!.rps / b!.rps);
+      pr.push(a!.p95 / b!.p95);
+    }
+    lines.push(`| ${mode} | ${rr.map((x) => x.toFixed(3)).join(', ')} | **${median(rr).toFixed(3)}** | ${pr.map((x) => x.toFixed(3)).join(', ')} | **${median(pr).toFixed(3)}** |`);
   }
   process.stdout.write(lines.join('\n') + '\n');
 } finally {

@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { buildOrders, deploy, freePort, REPO, runCleanups, tempDir, type Deployed } from './helpers/release.ts';
+import { alive, buildOrders, childPids, deploy, freePort, onCleanup, REPO, runCleanups, tempDir, type Deployed } from './helpers/release.ts';
 import type { BuildResult } from '../src/build/index.ts';
 import { parseSlo, resolveSlos, SloError } from '../src/drill/slo.ts';
 import { parseMix } from '../src/drill/loadgen.ts';
@@ -182,5 +182,31 @@ describe('slipway drill', () => {
     assert.equal(v('kill worker')?.ok, false);
     assert.ok((rep.summary.errors.refused ?? 0) > 0, JSON.stringify(rep.summary.errors));
     assert.equal(rep.events[0]!.recoveryMs, null, 'never recovered (Infinity in JSON is null)');
+  });
+
+  test('kill the whole release: restarted as systemd would, the same port serves again', async () => {
+    const whole = await deploy(v1, { PORT: String(await freePort()), SLIPWAY_WORKERS: '1' });
+    const d = await whole.daemon();
+    assert.equal(d.code, 0, d.stderr);
+    const before = whole.info()!;
+    // The drill starts a new supervisor: stop it (and its workers) at the end, whatever happens.
+    onCleanup(async () => {
+      const info = whole.info();
+      if (!info || info.pid === before.pid || !alive(info.pid)) return;
+      const kids = childPids(info.pid);
+      await whole.run(['stop'], {}, 60_000);
+      for (const p of [info.pid, ...kids]) if (alive(p)) process.kill(p, 'SIGKILL');
+    });
+    const r = await slipway(['drill', 'kill', '--kill-target', 'release', '--release', whole.bin, '--slo', 'availability>=0%', '--slo', 'recovery<60s', '--slo', 'p95<60s', '--report-dir', reports, '--json', ...QUICK]);
+    const rep = JSON.parse(r.stdout) as JsonReport;
+    assert.equal(r.code, 0, JSON.stringify(rep.verdicts, null, 1));
+    assert.equal(rep.events[0]!.ok, true);
+    const after = whole.info()!;
+    assert.notEqual(after.pid, before.pid, 'a new supervisor');
+    assert.equal(after.port, before.port, 'on the same port');
+    assert.ok(!alive(before.pid));
+    const res = await fetch(whole.url('/hello'));
+    assert.equal(res.status, 200);
+    await res.text();
   });
 });

@@ -217,7 +217,8 @@ async function runEvent(target: Target, spec: EventSpec, load: RunningLoad, serv
       // As systemd's Restart=always would: wait for the old workers to let go of the port, start again.
       const deadline = Date.now() + 60_000;
       while (workers.some(alive) && Date.now() < deadline) await sleep(50);
-      const r = await target.run(['daemon']);
+      // Same address and worker count as before (the rest comes from the release and the environment).
+      const r = await target.run(['daemon'], 300_000, { HOST: st.listen.host, PORT: String(st.listen.port), SLIPWAY_WORKERS: String(Math.max(1, st.workers.length)) });
       const endAt = load.now();
       return {
         ...base,

@@ -27,9 +27,9 @@ export class Target {
     if (!existsSync(path.join(this.root, 'releases'))) throw new Error(`--release: ${bin} is not the bin script of a release (no ${path.join(this.root, 'releases')})`);
   }
 
-  run(args: string[], timeoutMs = 300_000): Promise<CmdResult> {
+  run(args: string[], timeoutMs = 300_000, extraEnv: NodeJS.ProcessEnv = {}): Promise<CmdResult> {
     const t0 = Date.now();
-    const env = { ...process.env, ...this.env };
+    const env = { ...process.env, ...this.env, ...extraEnv };
     // A key set to undefined in this.env is removed from the inherited environment.
     for (const [k, v] of Object.entries(this.env)) if (v === undefined) delete env[k];
     return new Promise((resolve) => {
