@@ -13,11 +13,11 @@
 // with no successful response, and responses from the old release after the switch ended.
 //
 //   node --import tsx bench/upgrade-under-load.ts [--rounds 3] [--steady 4] [--after 3]
-import { renameSync, symlinkSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { flags } from './lib/args.ts';
 import { main, sleep, tempDir } from './lib/cleanup.ts';
-import { failuresByKind, longestGap, startLoad, windowStats, type Sample, type WindowStats } from './lib/load.ts';
+import { failuresByKind, longestGap, stallOverlap, startLoad, windowStats, type Sample, type WindowStats } from './lib/load.ts';
 import { machine, machineLine } from './lib/machine.ts';
 import { Pm2 } from './lib/pm2.ts';
 import { Deployed, PlainNode, buildOrders, freePort, setLogLevel, waitFor200 } from './lib/release.ts';
@@ -48,6 +48,8 @@ interface Contender {
   /** Replace 1.0.0 by 1.1.0; resolves when the tool says the switch is done. */
   switch(): Promise<string>;
   teardown(): Promise<void>;
+  /** Supervisor log lines with their wall-clock time (slipway only), to mark phases on the timeline. */
+  events?(): Array<{ wall: number; msg: string }>;
 }
 
 function slipway(): Contender {
@@ -73,6 +75,21 @@ function slipway(): Contender {
       return r.stdout.trim();
     },
     teardown: () => d.stop(),
+    events() {
+      const f = path.join(d.root, 'log', 'orders.log');
+      if (!existsSync(f)) return [];
+      const out: Array<{ wall: number; msg: string }> = [];
+      for (const line of readFileSync(f, 'utf8').split('\n')) {
+        if (!line.includes('"component":"supervisor"')) continue;
+        try {
+          const j = JSON.parse(line) as { time: string; msg: string };
+          out.push({ wall: Date.parse(j.time), msg: j.msg });
+        } catch {
+          // not JSON
+        }
+      }
+      return out;
+    },
   };
 }
 
@@ -167,12 +184,17 @@ interface RoundResult {
   p99Ratio: number;
   longestGapMs: number;
   longestGapAtMs: number;
+  /** how much of the longest gap the load generator itself was stalled (its event loop late) */
+  clientStallInGapMs: number;
+  clientStallMaxMs: number;
+  /** supervisor events, ms from the switch start */
+  phases?: Array<{ t: number; msg: string }>;
   oldReleaseAfterSwitch: number;
   newReleaseShareAfter: number;
   timeline: Array<{ t: number; ok: number; failed: number; maxMs: number }>;
 }
 
-function analyse(label: string, round: number, samples: Sample[], s0: number, s1: number, end: number, out: string): RoundResult {
+function analyse(label: string, round: number, samples: Sample[], s0: number, s1: number, end: number, out: string, stalls: Array<{ at: number; ms: number }>): RoundResult {
   const steady = windowStats(samples, WARM_MS, s0);
   const during = windowStats(samples, s0, s1);
   const after = windowStats(samples, s1, end);
@@ -202,6 +224,8 @@ function analyse(label: string, round: number, samples: Sample[], s0: number, s1
     p99Ratio: during.p99 / steady.p99,
     longestGapMs: gap.ms,
     longestGapAtMs: gap.at - s0,
+    clientStallInGapMs: stallOverlap(stalls, gap.at, gap.ms),
+    clientStallMaxMs: Math.max(0, ...stalls.filter((x) => x.at >= WARM_MS && x.at <= end).map((x) => x.ms)),
     oldReleaseAfterSwitch: oldAfter,
     newReleaseShareAfter: afterSamples.length ? afterSamples.filter((s) => s.release === '1.1.0').length / afterSamples.length : NaN,
     timeline,
@@ -240,12 +264,14 @@ await main(async () => {
         load.stop();
         const samples = await load.done;
         const end = Math.min(load.now(), s1 + opts.after * 1000);
-        const res = analyse(c.label, r + 1, samples, s0, s1, end, out);
+        const res = analyse(c.label, r + 1, samples, s0, s1, end, out, load.stalls);
+        if (c.events) res.phases = c.events().map((e) => ({ t: Math.round(e.wall - load.wall0 - s0), msg: e.msg })).filter((e) => e.t >= -1000 && e.t <= res.switchMs + 1000);
         results.push(res);
         order.push(c.label);
+        if (res.phases?.length) console.log(`    phases (ms from switch start): ${res.phases.map((e) => `+${e.t} ${e.msg.replace(/\s*\(.*$/, '').slice(0, 60)}`).join(' | ')}`);
         const f = res.failed;
         console.log(
-          `round ${r + 1} ${c.label.padEnd(40)} switch ${fmt(res.switchMs, 0).padStart(6)} ms  failed ${res.failedTotal} (refused ${f.refused}, reset ${f.reset}, timeout ${f.timeout}, 5xx ${f.http5xx}, other ${f.other})  p99 steady ${fmt(res.steady.p99)} / switch ${fmt(res.during.p99)} ms (${fmt(res.p99Ratio, 2)}×)  gap ${fmt(res.longestGapMs, 0)} ms  old-after ${res.oldReleaseAfterSwitch}`,
+          `round ${r + 1} ${c.label.padEnd(40)} switch ${fmt(res.switchMs, 0).padStart(6)} ms  failed ${res.failedTotal} (refused ${f.refused}, reset ${f.reset}, timeout ${f.timeout}, 5xx ${f.http5xx}, other ${f.other})  p99 steady ${fmt(res.steady.p99)} / switch ${fmt(res.during.p99)} ms (${fmt(res.p99Ratio, 2)}×)  gap ${fmt(res.longestGapMs, 0)} ms (client stalled ${fmt(res.clientStallInGapMs, 0)} ms of it) at +${fmt(res.longestGapAtMs, 0)} ms  old-after ${res.oldReleaseAfterSwitch}`,
         );
       } finally {
         await c.teardown();
@@ -270,6 +296,8 @@ await main(async () => {
       p99RatioMax: Math.max(...rs.map((r) => r.p99Ratio)),
       longestGapMedian: median(rs.map((r) => r.longestGapMs)),
       longestGapMax: Math.max(...rs.map((r) => r.longestGapMs)),
+      gaps: rs.map((r) => ({ ms: Math.round(r.longestGapMs), atMsFromSwitchStart: Math.round(r.longestGapAtMs), clientStalledMs: Math.round(r.clientStallInGapMs) })),
+      clientStallMaxMs: Math.max(...rs.map((r) => r.clientStallMaxMs)),
       switchMsMedian: median(rs.map((r) => r.switchMs)),
       oldReleaseAfterSwitchTotal: sum((r) => r.oldReleaseAfterSwitch),
       steadyRpsMedian: median(rs.map((r) => r.steady.rps)),

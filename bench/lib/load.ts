@@ -35,6 +35,13 @@ export interface LoadOptions {
 export interface RunningLoad {
   /** performance.now() at start: sample times are relative to it. */
   t0: number;
+  /** Date.now() at start, to place wall-clock events (e.g. supervisor log lines) on the timeline. */
+  wall0: number;
+  /**
+   * Stalls of the load generator's own event loop (a 10 ms timer that fired late by more than
+   * 20 ms): while the client itself is stalled it records no responses, whatever the server does.
+   */
+  stalls: Array<{ at: number; ms: number }>;
   now(): number;
   stop(): void;
   done: Promise<Sample[]>;
@@ -52,7 +59,16 @@ export function classify(err: unknown): { kind: FailKind; code: string } {
 export function startLoad(opts: LoadOptions): RunningLoad {
   const origin = `http://127.0.0.1:${opts.port}`;
   const t0 = performance.now();
+  const wall0 = Date.now();
   const now = () => performance.now() - t0;
+  const stalls: Array<{ at: number; ms: number }> = [];
+  let lastTick = now();
+  const ticker = setInterval(() => {
+    const t = now();
+    const late = t - lastTick - 10;
+    if (late > 20) stalls.push({ at: lastTick + 10, ms: late });
+    lastTick = t;
+  }, 10);
   const samples: Sample[] = [];
   let sent = 0;
   let stopped = false;
@@ -83,8 +99,11 @@ export function startLoad(opts: LoadOptions): RunningLoad {
       await client.close().catch(() => undefined);
     }
   };
-  const done = Promise.all(Array.from({ length: opts.connections }, loop)).then(() => samples);
-  return { t0, now, stop: () => void (stopped = true), done };
+  const done = Promise.all(Array.from({ length: opts.connections }, loop)).then(() => {
+    clearInterval(ticker);
+    return samples;
+  });
+  return { t0, wall0, stalls, now, stop: () => void (stopped = true), done };
 }
 
 export interface WindowStats {
@@ -126,4 +145,11 @@ export function failuresByKind(samples: Sample[]): Record<FailKind, number> & { 
     out.codes[c] = (out.codes[c] ?? 0) + 1;
   }
   return out;
+}
+
+/** How much of [from, from + ms) the load generator itself was stalled. */
+export function stallOverlap(stalls: Array<{ at: number; ms: number }>, from: number, ms: number): number {
+  let n = 0;
+  for (const s of stalls) n += Math.max(0, Math.min(from + ms, s.at + s.ms) - Math.max(from, s.at));
+  return n;
 }

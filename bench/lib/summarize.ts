@@ -53,6 +53,9 @@ if (u) {
     rows.push([k, `${f.total} (${f.refused}/${f.reset}/${f.timeout + f.http5xx + f.other}) [${v.failedPerRound.join(', ')}]`, fmt(v.steadyP99Median), fmt(v.switchP99Median), `${fmt(v.p99RatioMedian, 2)}× (${fmt(v.p99RatioMax, 2)}×)`, `${fmt(v.longestGapMedian, 0)} (${fmt(v.longestGapMax, 0)})`, fmt(v.switchMsMedian, 0), String(v.oldReleaseAfterSwitchTotal), fmt(v.steadyRpsMedian, 0)]);
   }
   out.push(mdTable(rows), '');
+  const gapRows = [['contender', 'longest gap per round: ms @ ms from switch start (of which the load generator itself was stalled)']];
+  for (const [k, v] of Object.entries(u.summary as Record<string, J>)) gapRows.push([k, (v.gaps as J[]).map((g) => `${g.ms} @ +${g.atMsFromSwitchStart} (${g.clientStalledMs})`).join('; ')]);
+  out.push(mdTable(gapRows), '');
   if (u.target) out.push(`Slipway targets: zero failed **${u.target.zeroFailed ? 'met' : 'missed'}**; switch p99 ≤ 2× steady p99 (median over rounds) **${u.target.p99RatioAtMost2 ? 'met' : 'missed'}**; no gap > 100 ms in any round **${u.target.gapAtMost100ms ? 'met' : 'missed'}**.`, '');
 }
 process.stdout.write(out.join('\n') + '\n');

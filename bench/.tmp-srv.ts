@@ -1,0 +1,13 @@
+import http from 'node:http';
+import Fastify from 'fastify';
+import { instrumentServer, requestContextPlugin, currentRequestId } from '../src/runtime/context.ts';
+import { createLogger } from '../src/runtime/log.ts';
+import { WorkerMetrics } from '../src/runtime/metrics.ts';
+const v = process.env.V ?? 'off';
+const log = createLogger({ name: 'orders', version: '1', fd: Number(process.env.FD ?? 1) });
+const app = Fastify({ loggerInstance: log as never, disableRequestLogging: true, genReqId: () => currentRequestId() });
+await app.register(requestContextPlugin());
+app.get('/hello', async () => ({ hello: 'world' }));
+await app.ready();
+if (v !== 'off') instrumentServer(app.server, { log, requestLog: v.includes('log'), observer: v.includes('met') ? new WorkerMetrics() : undefined });
+app.server.listen(47813, '127.0.0.1', () => console.error('listening', v));
