@@ -122,23 +122,29 @@ export function summarize(load: LoadResult): Summary {
 }
 
 /**
- * Where the release serving most responses changes for good: a new majority release counts once it
- * holds for `stable` windows in a row (windows during a switch-over are mixed and flicker).
+ * Where the serving release changes for good. During an upgrade old and new workers both answer
+ * for a while (the old ones drain), so a release counts as switched to once it answers at least
+ * 90 % of the responses for `stable` windows in a row; the switch is placed where that release
+ * began answering without interruption (the start of the overlap).
  */
-export function switches(ws: Window[], stable = 5): Switch[] {
+export function switches(ws: Window[], stable = 5, share = 0.9): Switch[] {
   const out: Switch[] = [];
   let cur: string | null = null;
   const seq = ws.filter((w) => w.release !== null);
+  const dominant = (w: Window, rel: string) => {
+    let total = 0;
+    for (const n of Object.values(w.releases)) total += n;
+    return total > 0 && (w.releases[rel] ?? 0) / total >= share;
+  };
   for (let i = 0; i < seq.length; i++) {
-    const w = seq[i]!;
-    if (w.release === cur) continue;
+    const rel = seq[i]!.release!;
+    if (rel === cur || !dominant(seq[i]!, rel)) continue;
     const run = seq.slice(i, i + stable);
-    if (cur !== null && (run.length < Math.min(stable, seq.length - i) || run.some((x) => x.release !== w.release))) continue;
-    // The switch starts at the first window of the new release's run, looking back over mixed ones.
-    let at = w.t;
-    for (let j = i - 1; j >= 0 && cur !== null && (seq[j]!.releases[w.release!] ?? 0) > 0; j--) at = seq[j]!.t;
-    out.push({ at, from: cur, to: w.release! });
-    cur = w.release;
+    if (cur !== null && (run.length < Math.min(stable, seq.length - i) || !run.every((w) => dominant(w, rel)))) continue;
+    let at = seq[i]!.t;
+    for (let j = i - 1; j >= 0 && cur !== null && (seq[j]!.releases[rel] ?? 0) > 0; j--) at = seq[j]!.t;
+    out.push({ at, from: cur, to: rel });
+    cur = rel;
   }
   return out;
 }
