@@ -1,6 +1,8 @@
 // One measured run, in its own process, by one tool: `slipway` (src/drill/loadgen.ts) or
 // `autocannon` (9, with each response time fed into its own HDR histogram, since autocannon's
-// summary has no p95). Prints one JSON line: { tool, mode, requests, errors, rps, p50, p95, p99 }.
+// summary has no p95). Prints one JSON line: { tool, mode, requests, errors, rps, p50, p95, p99,
+// cpuUsPerReq } — the last is the client's own CPU time per request (user + system), a measure of
+// overhead that the noise of a shared machine does not move much.
 // Usage: node --import tsx bench/loadgen-run.ts TOOL URL CONNECTIONS SECONDS [RATE]
 import * as hdr from 'hdr-histogram-js';
 import { parseMix, startLoad, summarize } from '../src/drill/index.ts';
@@ -14,6 +16,7 @@ const connections = Number(conns);
 const durationMs = Number(secs) * 1000;
 const rate = rateArg ? Number(rateArg) : undefined;
 const u = new URL(url);
+const cpu0 = process.cpuUsage();
 
 // autocannon ships no types; the little we use:
 interface AcResult { requests: { total: number }; errors: number; non2xx: number; timeouts: number }
@@ -47,5 +50,7 @@ if (tool === 'slipway') {
 }
 
 function out(o: Record<string, number>) {
-  process.stdout.write(JSON.stringify({ tool, mode: rate ? `open ${rate}/s` : 'closed', ...o }) + '\n');
+  const c = process.cpuUsage(cpu0);
+  const cpuUsPerReq = o.requests ? (c.user + c.system) / o.requests : 0;
+  process.stdout.write(JSON.stringify({ tool, mode: rate ? `open ${rate}/s` : 'closed', ...o, cpuUsPerReq }) + '\n');
 }

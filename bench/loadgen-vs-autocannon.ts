@@ -24,7 +24,7 @@ const rounds = Number(values.rounds);
 const seconds = Number(values.seconds);
 const connections = Number(values.connections);
 
-interface Run { tool: string; mode: string; requests: number; errors: number; rps: number; p50: number; p95: number; p99: number }
+interface Run { tool: string; mode: string; requests: number; errors: number; rps: number; p50: number; p95: number; p99: number; cpuUsPerReq: number }
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -68,14 +68,14 @@ try {
     process.stderr.write(`round ${i + 1}/${rounds} done\n`);
   }
   const lines = [`# loadgen vs autocannon — ${new Date().toISOString()}`, '', `machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, ${os.type()} ${os.release()}`, `target: orders, 1 worker, loopback, closed loop; ${connections} keep-alive connections, ${seconds} s per run, ${rounds} rounds alternating`, ''];
-  lines.push('| experiment | tool | req/s (median) | p50 ms | p95 ms | p99 ms | errors | runs (req/s) |', '|---|---|---|---|---|---|---|---|');
+  lines.push('| experiment | tool | req/s (median) | p50 ms | p95 ms | p99 ms | client CPU µs/req | errors | runs (req/s) |', '|---|---|---|---|---|---|---|---|---|');
   const summary: Record<string, Record<string, { rps: number; p95: number }>> = {};
   for (const mode of ['hello (max)', 'steady (/slow 20 ms)']) {
     for (const tool of ['slipway', 'autocannon']) {
       const rs = results.filter((r) => r.tool === tool && r.exp === mode);
-      const m = { rps: median(rs.map((r) => r.rps)), p50: median(rs.map((r) => r.p50)), p95: median(rs.map((r) => r.p95)), p99: median(rs.map((r) => r.p99)) };
-      (summary[mode] ??= {})[tool] = m;
-      lines.push(`| ${mode} | ${tool} | ${m.rps.toFixed(0)} | ${m.p50.toFixed(2)} | ${m.p95.toFixed(2)} | ${m.p99.toFixed(2)} | ${rs.reduce((a, r) => a + r.errors, 0)} | ${rs.map((r) => r.rps.toFixed(0)).join(', ')} |`);
+      const m = { rps: median(rs.map((r) => r.rps)), p50: median(rs.map((r) => r.p50)), p95: median(rs.map((r) => r.p95)), p99: median(rs.map((r) => r.p99)), cpu: median(rs.map((r) => r.cpuUsPerReq)) };
+      (summary[mode] ??= {})[tool] = { rps: m.rps, p95: m.p95 };
+      lines.push(`| ${mode} | ${tool} | ${m.rps.toFixed(0)} | ${m.p50.toFixed(2)} | ${m.p95.toFixed(2)} | ${m.p99.toFixed(2)} | ${m.cpu.toFixed(1)} | ${rs.reduce((a, r) => a + r.errors, 0)} | ${rs.map((r) => r.rps.toFixed(0)).join(', ')} |`);
     }
   }
   lines.push('', 'Ratios slipway / autocannon, per round (the two runs of a round are back to back, so they share the noise):', '');

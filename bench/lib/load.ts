@@ -56,6 +56,71 @@ export function classify(err: unknown): { kind: FailKind; code: string } {
   return { kind: 'other', code };
 }
 
+const KINDS: FailKind[] = ['refused', 'reset', 'timeout', 'http5xx', 'other'];
+
+/**
+ * Samples kept in typed arrays while the load runs (no object per request), so that the load
+ * generator's own garbage collection stays short; turned into Sample objects after the run.
+ */
+class SampleStore {
+  private cap = 1 << 16;
+  n = 0;
+  start = new Float64Array(this.cap);
+  end = new Float64Array(this.cap);
+  /** 0 ok, 1 + index in KINDS otherwise */
+  outcome = new Uint8Array(this.cap);
+  status = new Uint16Array(this.cap);
+  release = new Uint8Array(this.cap);
+  releases: string[] = [''];
+  codes = new Map<number, string>();
+
+  push(start: number, end: number, outcome: number, status: number, release: string | undefined, code?: string): void {
+    if (this.n === this.cap) this.grow();
+    const i = this.n++;
+    this.start[i] = start;
+    this.end[i] = end;
+    this.outcome[i] = outcome;
+    this.status[i] = status;
+    let r = 0;
+    if (release !== undefined) {
+      r = this.releases.indexOf(release);
+      if (r < 0) r = this.releases.push(release) - 1;
+    }
+    this.release[i] = r;
+    if (code !== undefined) this.codes.set(i, code);
+  }
+
+  private grow(): void {
+    this.cap *= 2;
+    const g = <T extends Float64Array | Uint8Array | Uint16Array>(a: T): T => {
+      const b = new (a.constructor as new (n: number) => T)(this.cap);
+      b.set(a);
+      return b;
+    };
+    this.start = g(this.start);
+    this.end = g(this.end);
+    this.outcome = g(this.outcome);
+    this.status = g(this.status);
+    this.release = g(this.release);
+  }
+
+  toSamples(): Sample[] {
+    const out: Sample[] = new Array(this.n);
+    for (let i = 0; i < this.n; i++) {
+      const o = this.outcome[i]!;
+      const s: Sample = { start: this.start[i]!, end: this.end[i]!, ok: o === 0 };
+      if (this.status[i]) s.status = this.status[i];
+      if (this.release[i]) s.release = this.releases[this.release[i]!];
+      if (o !== 0) {
+        s.kind = KINDS[o - 1];
+        s.code = this.codes.get(i);
+      }
+      out[i] = s;
+    }
+    return out;
+  }
+}
+
 export function startLoad(opts: LoadOptions): RunningLoad {
   const origin = `http://127.0.0.1:${opts.port}`;
   const t0 = performance.now();
@@ -69,11 +134,12 @@ export function startLoad(opts: LoadOptions): RunningLoad {
     if (late > 20) stalls.push({ at: lastTick + 10, ms: late });
     lastTick = t;
   }, 10);
-  const samples: Sample[] = [];
+  const store = new SampleStore();
   let sent = 0;
   let stopped = false;
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const retryDelayMs = opts.retryDelayMs ?? 5;
+  const reqOpts = { method: 'GET' as const, path: opts.path ?? '/hello' };
   const newClient = () => new Client(origin, { keepAliveTimeout: 4000, pipelining: 1, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, connect: { timeout: 5000 } });
   const loop = async () => {
     let client = newClient();
@@ -82,14 +148,14 @@ export function startLoad(opts: LoadOptions): RunningLoad {
         sent++;
         const start = now();
         try {
-          const r = await client.request({ method: 'GET', path: opts.path ?? '/hello' });
-          await r.body.text();
+          const r = await client.request(reqOpts);
+          await r.body.dump();
           const release = r.headers['x-release'];
           const ok = r.statusCode < 500;
-          samples.push({ start, end: now(), ok, status: r.statusCode, release: typeof release === 'string' ? release : undefined, ...(ok ? {} : { kind: 'http5xx' as const, code: String(r.statusCode) }) });
+          store.push(start, now(), ok ? 0 : 1 + KINDS.indexOf('http5xx'), r.statusCode, typeof release === 'string' ? release : undefined, ok ? undefined : String(r.statusCode));
         } catch (err) {
           const { kind, code } = classify(err);
-          samples.push({ start, end: now(), ok: false, kind, code });
+          store.push(start, now(), 1 + KINDS.indexOf(kind), 0, undefined, code);
           await client.destroy().catch(() => undefined);
           client = newClient();
           await new Promise((r) => setTimeout(r, retryDelayMs));
@@ -101,7 +167,7 @@ export function startLoad(opts: LoadOptions): RunningLoad {
   };
   const done = Promise.all(Array.from({ length: opts.connections }, loop)).then(() => {
     clearInterval(ticker);
-    return samples;
+    return store.toSamples();
   });
   return { t0, wall0, stalls, now, stop: () => void (stopped = true), done };
 }
