@@ -85,7 +85,7 @@ export interface RequestObserver {
 }
 
 export interface InstrumentOptions {
-  log: { info(obj: object, msg: string): void; isLevelEnabled(level: string): boolean };
+  log: { info(obj: object, msg: string): void; isLevelEnabled(level: string): boolean; requestLine?: (fields: Record<string, unknown>, method: string, url: string, route: string, status: number, ms: number, aborted: boolean) => void };
   requestLog: boolean;
   observer?: RequestObserver;
   tracer?: RequestTracer;
@@ -133,7 +133,9 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
       const ms = performance.now() - started;
       observer?.end(req.method ?? 'GET', route, status, ms / 1000);
       span?.end(status, route);
-      if (requestLog && log.isLevelEnabled('info')) {
+      if (!requestLog) return;
+      if (log.requestLine) log.requestLine(store.fields, req.method ?? 'GET', req.url ?? '/', route, status, ms, !res.writableFinished);
+      else if (log.isLevelEnabled('info')) {
         log.info(
           { ...store.fields, method: req.method, url: req.url, route, status, ms: Math.round(ms * 1000) / 1000, ...(res.writableFinished ? null : { aborted: true }) },
           'request',

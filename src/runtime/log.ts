@@ -1,8 +1,8 @@
 // Structured JSON logs (pino): one line per event, with the release in every line, the current
 // request's ids (req_id, trace_id, span_id) and its metadata mixed in, and secrets redacted by key
 // (authorization, cookie, password, token, DATABASE_URL) and by shape (credentials in URLs, bearer
-// tokens, token= query parameters). Lines are batched per event-loop turn to stdout, and the last
-// lines are kept in memory for crash reports.
+// tokens, token= query parameters). Lines go to stdout with asynchronous batched writes, and the
+// last lines are kept in memory for crash reports.
 import pino, { type Logger as PinoLogger } from 'pino';
 import { requestStorage } from './context.ts';
 
@@ -16,6 +16,12 @@ export interface LogMethods {
   recentLines(): string[];
   /** Write buffered lines now, synchronously (crash handlers). */
   flushSync(): void;
+  /**
+   * The per-request line, serialized by hand (the hot path): the same JSON a `log.info(fields,
+   * 'request')` would give, with the process bindings and the request's fields, in about a third
+   * of the time. Honors the level (info).
+   */
+  requestLine(fields: Record<string, unknown>, method: string, url: string, route: string, status: number, ms: number, aborted: boolean): void;
 }
 
 export type Logger = PinoLogger & LogMethods;
@@ -32,67 +38,95 @@ export interface LogOptions {
   write?: (text: string) => void;
 }
 
-export const REDACT_PATHS = [
-  'password', '*.password', 'passwd', '*.passwd', 'secret', '*.secret',
-  'token', '*.token', 'access_token', '*.access_token', 'refresh_token', '*.refresh_token', 'api_key', '*.api_key', 'apiKey', '*.apiKey',
-  'authorization', '*.authorization', 'Authorization', '*.Authorization', 'cookie', '*.cookie', 'set-cookie', '*["set-cookie"]',
-  'headers.authorization', '*.headers.authorization', 'headers.cookie', '*.headers.cookie', 'headers["proxy-authorization"]', '*.headers["proxy-authorization"]',
-  'DATABASE_URL', '*.DATABASE_URL', 'databaseUrl', '*.databaseUrl', 'RELEASE_COOKIE', '*.RELEASE_COOKIE',
-];
 
 const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/[^\s/:@"'\\]*:)[^\s@"'\\/]+@/gi;
 const BEARER = /\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{4,}/gi;
 const QUERY_SECRET = /([?&;](?:token|access_token|password|passwd|secret|api_key|apikey|key|sig|signature)=)[^&\s"'\\]+/gi;
+// Secret keys at any depth of the serialized line: their string/number/boolean value is replaced.
+const SECRET_KEY_NAMES = ['password', 'passwd', 'secret', 'token', 'access_token', 'refresh_token', 'api_key', 'apiKey', 'authorization', 'Authorization', 'proxy-authorization', 'cookie', 'Cookie', 'set-cookie', 'DATABASE_URL', 'databaseUrl', 'RELEASE_COOKIE'];
+const SECRET_KEYS = new RegExp(`"(${SECRET_KEY_NAMES.join('|')})":("(?:[^"\\\\]|\\\\.)*"|[^,}\\]]+)`, 'g');
+/** A cheap precheck: every secret key name contains one of these fragments. */
+const KEY_HINTS = ['pass', 'secret', 'token', 'api', 'uthoriz', 'ookie', 'URL', 'Url', 'COOKIE'];
 
-/** Remove secrets by shape from a serialized line; cheap when the line has none of the markers. */
+/**
+ * Remove secrets from a serialized line: by key (any depth) and by shape (credentials in URLs,
+ * bearer/basic tokens, secret query parameters). Cheap when the line has none of the markers.
+ */
 export function scrub(s: string): string {
+  for (const h of KEY_HINTS) {
+    if (s.includes(h)) {
+      s = s.replace(SECRET_KEYS, '"$1":"[redacted]"');
+      break;
+    }
+  }
   if (s.includes('://')) s = s.replace(URL_CREDENTIALS, '$1[redacted]@');
   if (s.includes('earer ') || s.includes('asic ')) s = s.replace(BEARER, '$1$2[redacted]');
   if (s.includes('=')) s = s.replace(QUERY_SECRET, '$1[redacted]');
   return s;
 }
 
-/** Batches lines per event-loop turn (or 16 KiB) and keeps a ring of the last ones. */
+/** Where serialized lines go: asynchronous writes to the fd (sonic-boom, as pino does), so a slow
+ * reader of the pipe (the supervisor's log capture) never blocks the worker's event loop; lines
+ * written while a write is in flight are batched into the next one. */
+interface Out {
+  write(text: string): unknown;
+  flushSync?(): void;
+  flush?(cb: (err?: Error) => void): void;
+}
+
+/**
+ * Scrubs each line, keeps a ring of the last ones, and passes them on in batches: at most every
+ * BATCH_MS, or at once past BATCH_BYTES, so that a busy worker makes tens of writes a second, not
+ * one per request. Crash handlers and exit flush synchronously.
+ */
+const BATCH_MS = 20;
+const BATCH_BYTES = 64 * 1024;
 class LineSink {
-  private buf = '';
-  private scheduled = false;
   private ring: string[];
+  private pending = '';
+  private timer: NodeJS.Timeout | undefined;
   private at = 0;
   private full = false;
   constructor(
     keep: number,
-    private readonly out: (text: string) => void,
+    private readonly out: Out,
   ) {
     this.ring = new Array<string>(Math.max(1, keep));
   }
   write(line: string): void {
-    line = scrub(line);
+    this.writeScrubbed(scrub(line));
+  }
+  /** A line whose parts were scrubbed by the caller (the request line). */
+  writeScrubbed(line: string): void {
     this.ring[this.at] = line;
     if (++this.at === this.ring.length) {
       this.at = 0;
       this.full = true;
     }
-    this.buf += line;
-    if (this.buf.length > 16_384) this.flushSync();
-    else if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(this.flushSync);
-    }
+    this.pending += line;
+    if (this.pending.length >= BATCH_BYTES) this.drain();
+    else if (this.timer === undefined) this.timer = setTimeout(this.drain, BATCH_MS);
   }
+  private drain = (): void => {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (!this.pending) return;
+    const text = this.pending;
+    this.pending = '';
+    this.out.write(text);
+  };
   flushSync = (): void => {
-    this.scheduled = false;
-    if (!this.buf) return;
-    const text = this.buf;
-    this.buf = '';
+    this.drain();
     try {
-      this.out(text);
+      this.out.flushSync?.();
     } catch {
-      // stdout gone: nothing else to do with a log line
+      // fd gone or not open yet: nothing else to do with a log line
     }
   };
   flush(cb?: (err?: Error) => void): void {
-    this.flushSync();
-    cb?.();
+    this.drain();
+    if (this.out.flush) this.out.flush((err) => cb?.(err));
+    else cb?.();
   }
   recent(): string[] {
     const lines = this.full ? [...this.ring.slice(this.at), ...this.ring.slice(0, this.at)] : this.ring.slice(0, this.at);
@@ -103,14 +137,27 @@ class LineSink {
 const EMPTY: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
 
 export function createLogger(opts: LogOptions): Logger {
-  const sink = new LineSink(opts.keepLines ?? 50, opts.write ?? (opts.fd === 2 ? (t) => void process.stderr.write(t) : (t) => void process.stdout.write(t)));
+  let out: Out;
+  if (opts.write) out = { write: opts.write };
+  else {
+    const dest = pino.destination({ dest: opts.fd ?? 1, sync: false });
+    // process.exit() in app code must not lose the last lines.
+    process.once('exit', () => {
+      try {
+        dest.flushSync();
+      } catch {
+        // nothing to do
+      }
+    });
+    out = dest;
+  }
+  const sink = new LineSink(opts.keepLines ?? 50, out);
   const logger = pino(
     {
       level: opts.level ?? process.env.LOG_LEVEL ?? 'info',
       base: { service: opts.name, release: opts.version, pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
-      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       mixin: () => requestStorage.getStore()?.fields ?? EMPTY,
       // Never mutate the request's field object; explicit fields win over the context's.
       mixinMergeStrategy: (mergeObject, mixinObject) => (mixinObject === EMPTY ? mergeObject : Object.assign({}, mixinObject, mergeObject)),
@@ -121,6 +168,16 @@ export function createLogger(opts: LogOptions): Logger {
     const s = requestStorage.getStore();
     if (s) Object.assign(s.fields, fields);
     else logger.setBindings(fields);
+  };
+  const chindings = (logger as unknown as Record<symbol, string>)[pino.symbols.chindingsSym] !== undefined ? () => (logger as unknown as Record<symbol, string>)[pino.symbols.chindingsSym] : () => '';
+  logger.requestLine = (fields, method, url, route, status, ms, aborted) => {
+    if (!logger.isLevelEnabled('info')) return;
+    // Only the url and any metadata the app added can hold a secret: scrub those parts.
+    let f = JSON.stringify(fields);
+    if (f.length > 110) f = scrub(f);
+    sink.writeScrubbed(
+      `{"level":"info","time":"${new Date().toISOString()}"${chindings()}${f.length > 2 ? ',' + f.slice(1, -1) : ''},"method":${JSON.stringify(method)},"url":${scrub(JSON.stringify(url))},"route":${JSON.stringify(route)},"status":${status},"ms":${Math.round(ms * 1000) / 1000}${aborted ? ',"aborted":true' : ''},"msg":"request"}\n`,
+    );
   };
   logger.recentLines = () => sink.recent();
   logger.flushSync = () => sink.flushSync();

@@ -3,28 +3,98 @@
 // asks the supervisor, which collects every worker's registry as JSON, aggregates them
 // (AggregatorRegistry semantics: sums, with averages/max where prom-client says so) and adds its
 // own counters (restarts, crashes, upgrades, rollbacks, readiness, release info).
-import { Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RequestObserver } from './context.ts';
 
 export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 type Observe = { observe(v: number): void };
 
+interface Series {
+  labels: Record<string, string>;
+  counts: Float64Array;
+  sum: number;
+  count: number;
+  observe(v: number): void;
+}
+
+/**
+ * A histogram with the hot path of a few array writes (prom-client's labelled observe hashes the
+ * label object on every call). It registers like any prom-client metric and exports the same
+ * JSON (so the supervisor's AggregatorRegistry sums it) and text.
+ */
+export class FastHistogram {
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  private series = new Map<string, Series>();
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly labelNames: string[],
+    readonly buckets: number[],
+    registry: Registry,
+  ) {
+    registry.registerMetric(this as unknown as Parameters<Registry['registerMetric']>[0]);
+  }
+
+  /** The series for these label values (create once, keep it, call observe). */
+  child(values: string[]): Observe {
+    const key = values.join('\u0001');
+    let s = this.series.get(key);
+    if (!s) {
+      const buckets = this.buckets;
+      const counts = new Float64Array(buckets.length);
+      const series: Series = {
+        labels: Object.fromEntries(this.labelNames.map((n, i) => [n, values[i] ?? ''])),
+        counts,
+        sum: 0,
+        count: 0,
+        observe(v: number) {
+          series.sum += v;
+          series.count++;
+          for (let i = 0; i < buckets.length; i++) {
+            if (v <= buckets[i]!) {
+              counts[i]!++;
+              return;
+            }
+          }
+        },
+      };
+      s = series;
+      this.series.set(key, s);
+    }
+    return s;
+  }
+
+  async get() {
+    const values: Array<{ labels: Record<string, string | number>; value: number; metricName: string }> = [];
+    for (const s of this.series.values()) {
+      let acc = 0;
+      for (let i = 0; i < this.buckets.length; i++) {
+        acc += s.counts[i]!;
+        values.push({ labels: { ...s.labels, le: this.buckets[i]! }, value: acc, metricName: `${this.name}_bucket` });
+      }
+      values.push({ labels: { ...s.labels, le: '+Inf' }, value: s.count, metricName: `${this.name}_bucket` });
+      values.push({ labels: { ...s.labels }, value: s.sum, metricName: `${this.name}_sum` });
+      values.push({ labels: { ...s.labels }, value: s.count, metricName: `${this.name}_count` });
+    }
+    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
+  }
+
+  reset(): void {
+    this.series.clear();
+  }
+}
+
 export class WorkerMetrics implements RequestObserver {
   readonly registry = new Registry();
-  readonly duration: Histogram<'method' | 'route' | 'status_code'>;
+  readonly duration: FastHistogram;
   readonly inFlight: Gauge;
   private inflight = 0;
   private children = new Map<string, Observe>();
 
   constructor() {
-    this.duration = new Histogram({
-      name: 'http_request_duration_seconds',
-      help: 'HTTP request duration in seconds, by method, route template and status code',
-      labelNames: ['method', 'route', 'status_code'],
-      buckets: DURATION_BUCKETS,
-      registers: [this.registry],
-    });
+    this.duration = new FastHistogram('http_request_duration_seconds', 'HTTP request duration in seconds, by method, route template and status code', ['method', 'route', 'status_code'], DURATION_BUCKETS, this.registry);
     const self = this;
     this.inFlight = new Gauge({
       name: 'http_requests_in_flight',
@@ -47,8 +117,9 @@ export class WorkerMetrics implements RequestObserver {
     const key = method + ' ' + status + ' ' + route;
     let child = this.children.get(key);
     if (child === undefined) {
-      child = this.duration.labels(method, route, String(status));
-      if (this.children.size < 2000) this.children.set(key, child);
+      // Past 2000 label sets (a route label gone wild) new ones share one overflow series.
+      child = this.children.size < 2000 ? this.duration.child([method, route, String(status)]) : this.duration.child(['OTHER', 'overflow', 'other']);
+      if (this.children.size < 4000) this.children.set(key, child);
     }
     child.observe(seconds);
   }
