@@ -16,13 +16,13 @@ const connections = Number(conns);
 const durationMs = Number(secs) * 1000;
 const rate = rateArg ? Number(rateArg) : undefined;
 const u = new URL(url);
-const cpu0 = process.cpuUsage();
 
 // autocannon ships no types; the little we use:
 interface AcResult { requests: { total: number }; errors: number; non2xx: number; timeouts: number }
 type AcInstance = PromiseLike<AcResult> & { on(ev: 'response', fn: (c: unknown, status: number, bytes: number, ms: number) => void): void };
 const acModule = 'autocannon';
 const autocannon = ((await import(acModule)) as { default: (o: Record<string, unknown>) => AcInstance }).default;
+const cpu0 = process.cpuUsage(); // after loading both tools: only the run is measured
 
 if (tool === 'slipway') {
   const load = startLoad({
