@@ -68,16 +68,15 @@ describe('slipway drill', () => {
       ['drill', 'upgrade', '--release', rel.bin],
       ['drill', 'kill'],
     ];
-    for (const args of bad) {
-      const r = await slipway(args);
+    const [help, demoHelp, ...results] = await Promise.all([slipway(['drill', '--help']), slipway(['demo', '--help']), ...bad.map((args) => slipway(args))]);
+    bad.forEach((args, i) => {
+      const r = results[i]!;
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
       assert.equal(r.stderr.trim().split('\n').length, 1, `${args.join(' ')}: ${r.stderr}`);
-    }
-    const help = await slipway(['drill', '--help']);
-    assert.equal(help.code, 0);
-    assert.match(help.stdout, /--slo/);
-    const demoHelp = await slipway(['demo', '--help']);
-    assert.equal(demoHelp.code, 0);
+    });
+    assert.equal(help!.code, 0);
+    assert.match(help!.stdout, /--slo/);
+    assert.equal(demoHelp!.code, 0);
   });
 
   test('SLO strings parse k6-style; defaults come from the seed SLO', () => {
