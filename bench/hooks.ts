@@ -60,9 +60,11 @@ process.on('SIGINT', () => {
 
 try {
   const build = await buildRelease({ dir: path.join(here, '..', 'examples', 'orders'), out: path.join(tmp, 'build') });
-  const results: Record<'on' | 'off', AcResult[]> = { on: [], off: [] };
+  type Mode = 'off' | 'on' | 'on-noctx';
+  const results: Record<Mode, AcResult[]> = { off: [], on: [], 'on-noctx': [] };
   for (let round = 0; round < rounds; round++) {
-    for (const mode of round % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const)) {
+    const order: Mode[] = round % 2 === 0 ? ['off', 'on', 'on-noctx'] : ['on-noctx', 'on', 'off'];
+    for (const mode of order) {
       const root = path.join(tmp, `${mode}-${round}`);
       await tar.x({ file: build.tarball, cwd: (execFileSync('mkdir', ['-p', root]), root) });
       const port = await freePort();
@@ -73,6 +75,7 @@ try {
         SLIPWAY_WORKERS: '1',
         OTEL_TRACES_EXPORTER: 'none',
         ...(mode === 'off' ? { SLIPWAY_REQUEST_LOG: 'off', SLIPWAY_METRICS: 'off' } : {}),
+        ...(mode === 'on-noctx' ? { SLIPWAY_REQUEST_CONTEXT: 'off' } : {}),
       };
       execFileSync(path.join(root, 'bin', 'orders'), ['daemon'], { env, stdio: 'ignore', timeout: 60_000 });
       running = root;
@@ -89,20 +92,24 @@ try {
   const off = median(results.off.map((r) => r.requests.average));
   const on = median(results.on.map((r) => r.requests.average));
   const cost = ((off - on) / off) * 100;
-  const row = (mode: 'on' | 'off') => `| hooks ${mode} | ${results[mode].map((r) => Math.round(r.requests.average)).join(' / ')} | ${Math.round(median(results[mode].map((r) => r.requests.average)))} | ${median(results[mode].map((r) => r.latency.p50))} | ${median(results[mode].map((r) => r.latency.p99))} | ${results[mode].reduce((a, r) => a + r.errors + r.non2xx, 0)} |`;
+  const noctx = median(results['on-noctx'].map((r) => r.requests.average));
+  const costNoctx = ((off - noctx) / off) * 100;
+  const row = (mode: Mode) => `| hooks ${mode} | ${results[mode].map((r) => Math.round(r.requests.average)).join(' / ')} | ${Math.round(median(results[mode].map((r) => r.requests.average)))} | ${median(results[mode].map((r) => r.latency.p50))} | ${median(results[mode].map((r) => r.latency.p99))} | ${results[mode].reduce((a, r) => a + r.errors + r.non2xx, 0)} |`;
   const md = [
     '# Production hooks: cost on GET /hello',
     '',
     `Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}, Node ${process.version}. Date: ${new Date().toISOString()}.`,
     `Setup: orders example release, 1 worker, SQLite default, supervisor capturing worker output to log/orders.log (daemon, no echo); autocannon ${connections} keep-alive connections from the same machine, 2 s warm-up then ${seconds} s per run, ${rounds} rounds alternating the order. OTel export off (OTEL_TRACES_EXPORTER=none): trace ids are still made and logged.`,
+    '"on-noctx" = defaults + SLIPWAY_REQUEST_CONTEXT=off.',
     '"on" = defaults: one JSON request log line per request (req_id, trace_id, span_id, route, status, ms, release) + prom-client histogram/in-flight + default Node metrics. "off" = SLIPWAY_REQUEST_LOG=off SLIPWAY_METRICS=off.',
     '',
     '| mode | req/s per round | median req/s | p50 ms | p99 ms | errors |',
     '|---|---|---|---|---|---|',
     row('off'),
     row('on'),
+    row('on-noctx'),
     '',
-    `Cost of logging + metrics: **${cost.toFixed(1)} %** of throughput (budget: 10 %). Reproduce: \`node --import tsx bench/hooks.ts --seconds ${seconds} --rounds ${rounds} --connections ${connections}\`.`,
+    `Cost of logging + metrics + per-request async context (defaults): **${cost.toFixed(1)} %** of throughput. Without the per-request AsyncLocalStorage context (SLIPWAY_REQUEST_CONTEXT=off: request lines, trace ids in them, metrics all kept; app log lines inside a request lose the request's ids): **${costNoctx.toFixed(1)} %**. Budget: 10 %. Reproduce: \`node --import tsx bench/hooks.ts --seconds ${seconds} --rounds ${rounds} --connections ${connections}\`.`,
     'The machine is shared (2 cores: load generator, supervisor and worker compete), so single rounds vary by a few percent; compare the medians.',
     '',
   ].join('\n');

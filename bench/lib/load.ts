@@ -219,3 +219,21 @@ export function stallOverlap(stalls: Array<{ at: number; ms: number }>, from: nu
   for (const s of stalls) n += Math.max(0, Math.min(from + ms, s.at + s.ms) - Math.max(from, s.at));
   return n;
 }
+
+/**
+ * Longest time with no successful response, not counting the time the load generator itself was
+ * stalled (its own event loop late): the part of a gap that the server is answerable for.
+ */
+export function longestNetGap(samples: Sample[], from: number, to: number, stalls: Array<{ at: number; ms: number }>): { ms: number; at: number; rawMs: number } {
+  const ends = sorted(samples.filter((s) => s.ok && s.end >= from && s.end <= to).map((s) => s.end));
+  let best = { ms: 0, at: from, rawMs: 0 };
+  let prev = from;
+  for (const e of [...ends, to]) {
+    if (e - prev > best.ms) {
+      const net = e - prev - stallOverlap(stalls, prev, e - prev);
+      if (net > best.ms) best = { ms: net, at: prev, rawMs: e - prev };
+    }
+    prev = e;
+  }
+  return best;
+}

@@ -11,6 +11,8 @@ export interface Machine {
   node: string;
   kernel: string;
   loadAvgAtStart: number[];
+  /** /proc/pressure/cpu "some avg60": % of the last minute in which runnable tasks waited for a CPU */
+  cpuPressureAtStart?: number;
   commit: string;
   note: string;
 }
@@ -44,13 +46,14 @@ export function machine(): Machine {
     node: process.version,
     kernel: `${os.type()} ${os.release()}`,
     loadAvgAtStart: os.loadavg().map((x) => Math.round(x * 100) / 100),
+    cpuPressureAtStart: cpuPressure(),
     commit,
     note: 'shared machine: other engineers may run tests at the same time; see the spread columns',
   };
 }
 
 export function machineLine(m: Machine): string {
-  return `${m.cpuModel}, ${m.cores} cores, ${m.memGiB} GiB, Node ${m.node}, ${m.kernel}, load ${m.loadAvgAtStart.join(' ')}, ${m.date}, commit ${m.commit}`;
+  return `${m.cpuModel}, ${m.cores} cores, ${m.memGiB} GiB, Node ${m.node}, ${m.kernel}, load ${m.loadAvgAtStart.join(' ')}, CPU pressure ${m.cpuPressureAtStart ?? '?'}%, ${m.date}, commit ${m.commit}`;
 }
 
 /** Resident memory (VmRSS) of a pid in bytes, from /proc; undefined if gone. */
@@ -94,5 +97,15 @@ export function cpuMs(pid: number): number {
     return (Number(f[11]) + Number(f[12])) * 10;
   } catch {
     return 0;
+  }
+}
+
+/** CPU pressure (PSI "some avg60", %), or undefined where /proc/pressure is missing. */
+export function cpuPressure(): number | undefined {
+  try {
+    const m = /some avg10=[\d.]+ avg60=([\d.]+)/.exec(readFileSync('/proc/pressure/cpu', 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
   }
 }
