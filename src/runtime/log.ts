@@ -170,13 +170,20 @@ export function createLogger(opts: LogOptions): Logger {
     else logger.setBindings(fields);
   };
   const chindings = (logger as unknown as Record<symbol, string>)[pino.symbols.chindingsSym] !== undefined ? () => (logger as unknown as Record<symbol, string>)[pino.symbols.chindingsSym] : () => '';
+  let isoMs = 0;
+  let iso = '';
   logger.requestLine = (fields, method, url, route, status, ms, aborted) => {
     if (!logger.isLevelEnabled('info')) return;
+    const now = Date.now();
+    if (now !== isoMs) {
+      isoMs = now;
+      iso = new Date(now).toISOString();
+    }
     // Only the url and any metadata the app added can hold a secret: scrub those parts.
     let f = JSON.stringify(fields);
     if (f.length > 110) f = scrub(f);
     sink.writeScrubbed(
-      `{"level":"info","time":"${new Date().toISOString()}"${chindings()}${f.length > 2 ? ',' + f.slice(1, -1) : ''},"method":${JSON.stringify(method)},"url":${scrub(JSON.stringify(url))},"route":${JSON.stringify(route)},"status":${status},"ms":${Math.round(ms * 1000) / 1000}${aborted ? ',"aborted":true' : ''},"msg":"request"}\n`,
+      `{"level":"info","time":"${iso}"${chindings()}${f.length > 2 ? ',' + f.slice(1, -1) : ''},"method":${JSON.stringify(method)},"url":${scrub(JSON.stringify(url))},"route":${JSON.stringify(route)},"status":${status},"ms":${Math.round(ms * 1000) / 1000}${aborted ? ',"aborted":true' : ''},"msg":"request"}\n`,
     );
   };
   logger.recentLines = () => sink.recent();

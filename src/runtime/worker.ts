@@ -167,7 +167,7 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
   const requestLog = process.env.SLIPWAY_REQUEST_LOG !== 'off';
   if (requestLog || metrics || tracer) {
     const metricsPath = process.env.SLIPWAY_METRICS_PATH ?? '/metrics';
-    instrumentServer(server, { log, requestLog, observer: metrics, tracer, intercept: metricsEndpoint && metricsPath ? { path: metricsPath, handle: (_req, res) => metricsEndpoint.handle(res) } : undefined });
+    instrumentServer(server, { log, requestLog, observer: metrics, tracer, context: process.env.SLIPWAY_REQUEST_CONTEXT !== 'off', intercept: metricsEndpoint && metricsPath ? { path: metricsPath, handle: (_req, res) => metricsEndpoint.handle(res) } : undefined });
   }
   const keepAlive = env.duration('KEEP_ALIVE_TIMEOUT', 5000);
   server.keepAliveTimeout = keepAlive;
