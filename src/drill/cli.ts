@@ -129,7 +129,12 @@ export function register(program: Command): void {
           timeoutMs: dur(o.timeout, '--timeout'),
         };
         eventsFor(scenario, o, '?'); // usage errors before touching the release
-        const target = new Target(o.release);
+        let target: Target;
+        try {
+          target = new Target(o.release);
+        } catch (err) {
+          usage((err as Error).message);
+        }
         const st = await target.status();
         if (!st) throw new DrillError(`${o.release} is not running (start it with: ${o.release} daemon)`);
         const say = o.json ? undefined : (l: string) => process.stderr.write(`[drill] ${l}\n`);
