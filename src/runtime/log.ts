@@ -141,6 +141,8 @@ export function createLogger(opts: LogOptions): Logger {
   if (opts.write) out = { write: opts.write };
   else {
     const dest = pino.destination({ dest: opts.fd ?? 1, sync: false });
+    // EPIPE when the supervisor is gone: the worker drains on disconnect; a log line is not worth a crash.
+    dest.on('error', () => undefined);
     // process.exit() in app code must not lose the last lines.
     process.once('exit', () => {
       try {
