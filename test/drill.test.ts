@@ -67,6 +67,8 @@ describe('slipway drill', () => {
       ['drill', 'kill', '--release', rel.bin, '--mix', 'hello=0'],
       ['drill', 'upgrade', '--release', rel.bin],
       ['drill', 'kill'],
+      ['drill', 'kill', '--release', '/nonexistent/bin/orders'],
+      ['drill', 'kill', '--release', rel.bin, '--kill-target', 'everything'],
     ];
     const [help, demoHelp, ...results] = await Promise.all([slipway(['drill', '--help']), slipway(['demo', '--help']), ...bad.map((args) => slipway(args))]);
     bad.forEach((args, i) => {
