@@ -56,8 +56,10 @@ TimeoutStartSec=${timeoutStartS(m)}
 # Above drain delay (${m.drainDelay}) + stop timeout (${m.stopTimeout}): the supervisor drains first.
 TimeoutStopSec=${m.timeoutStopS}
 WatchdogSec=${WATCHDOG_SEC}
-# SIGTERM to the supervisor only; it drains its workers. SIGKILL for stragglers after TimeoutStopSec.
-KillMode=mixed
+# SIGTERM to the supervisor and its workers: each drains (finishes in-flight requests). Not
+# mixed: under mixed, a supervisor that dies gets its workers SIGKILLed at once, cutting requests.
+# SIGKILL for stragglers after TimeoutStopSec.
+KillMode=control-group
 KillSignal=SIGTERM
 SyslogIdentifier=${m.name}
 LimitNOFILE=65536
