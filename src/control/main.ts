@@ -8,6 +8,7 @@ import type { SupervisorInfo, SupervisorStatus } from '../protocol.ts';
 import { ReleaseRoot } from '../release/layout.ts';
 import { permanentVersion } from '../release/releases-file.ts';
 import { readCookie } from '../release/cookie.ts';
+import { alive } from '../release/process.ts';
 import { parseDuration } from '../runtime/env.ts';
 import { runSupervisor } from '../supervisor/index.ts';
 import { ControlError, request } from './client.ts';
@@ -50,20 +51,6 @@ function readInfo(): SupervisorInfo | undefined {
     return JSON.parse(readFileSync(rel.infoFile, 'utf8')) as SupervisorInfo;
   } catch {
     return undefined;
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  // A zombie (exited, not yet reaped by its new parent) is not running.
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return true;
   }
 }
 
