@@ -203,9 +203,12 @@ export class PlainNode {
     this.exited = false;
     // stdout and stderr appended to a file beside the var dir, as `node app.mjs >> app.log 2>&1`.
     const fd = openSync(path.join(path.dirname(this.varDir), 'plain-node.log'), 'a');
+    // detached (setsid), like `bin/orders daemon` and the PM2 daemon: with the kernel's scheduler
+    // autogroups on, every session shares CPU as one group, so all contenders get their own.
     const child = spawn(process.execPath, [...this.nodeFlags, this.appEntry], {
       env: { ...BASE_ENV, PORT: String(this.port), RELEASE_VAR: this.varDir, SLIPWAY_MODE: 'standalone' },
       stdio: ['ignore', fd, fd],
+      detached: true,
     });
     closeSync(fd);
     this.child = child;
