@@ -16,9 +16,13 @@ const mach = (j: J) =>
   `_${j.machine.cpuModel}, ${j.machine.cores} cores, ${j.machine.memGiB} GiB, Node ${j.machine.node}; ${j.machine.date.slice(0, 16).replace('T', ' ')} UTC, commit ${j.machine.commit}; load average ${j.machine.loadAvgAtStart[0]} at start, ${j.loadAvgAtEnd?.[0] ?? '?'} at end; CPU pressure (PSI some avg60) ${j.machine.cpuPressureAtStart ?? '?'}% at start, ${j.cpuPressureAtEnd ?? '?'}% at end (shared machine)._`;
 
 const out: string[] = [];
-const t = load('release-throughput');
-if (t) {
-  out.push('### Throughput (release-throughput)', '', mach(t), '');
+for (const [name, title] of [
+  ['release-throughput', 'Throughput (release-throughput)'],
+  ['release-throughput-logs-info', 'Throughput with request logs on (release-throughput --log-level info)'],
+] as const) {
+  const t = load(name);
+  if (!t) continue;
+  out.push(`### ${title}`, '', mach(t), '');
   const rows = [['contender', 'req/s, median (min–max)', 'spread', 'p99 ms', 'errors', 'req/s vs plain', 'CPU µs/request', 'CPU vs plain']];
   for (const [k, v] of Object.entries(t.summary as Record<string, J>)) rows.push([k, sp(v.rps, 0), `${fmt(v.rps.spreadPct)}%`, fmt(v.latencyP99Median, 0), String(v.errors), `${fmt(v.ratioOfMediansVsPlain * 100)}%`, sp(v.cpuUsPerRequest, 0), `${fmt(v.cpuRatioVsPlain * 100)}%`]);
   out.push(mdTable(rows), '');
