@@ -92,7 +92,18 @@ export async function buildRelease(opts: BuildOptions): Promise<BuildResult> {
       define: { __SLIPWAY_BUILD__: JSON.stringify({ name: cfg.name, version, env: buildEnv }), 'process.env.NODE_ENV': 'process.env.NODE_ENV' },
     };
     const externals = [...cfg.external, ...cfg.optionalExternal];
-    await runEsbuild({ ...common, stdin: { contents: wrapper, resolveDir: opts.dir, sourcefile: 'slipway-entry.ts', loader: 'ts' }, outfile: path.join(stage, 'app', 'app.mjs'), external: externals });
+    // Code splitting: what the app loads with import() only when asked (e.g. the OpenTelemetry
+    // SDK when OTEL_* ask for export) lands in app/chunks/ and costs nothing at boot.
+    await runEsbuild({
+      ...common,
+      stdin: { contents: wrapper, resolveDir: opts.dir, sourcefile: 'app.ts', loader: 'ts' },
+      outdir: path.join(stage, 'app'),
+      splitting: true,
+      entryNames: 'app',
+      chunkNames: 'chunks/[name]-[hash]',
+      outExtension: { '.js': '.mjs' },
+      external: externals,
+    });
     progress('bundling the supervisor and control client');
     await runEsbuild({ ...common, entryPoints: [path.join(SLIPWAY_SRC, 'control', 'main.ts')], outfile: path.join(stage, 'slipway.mjs'), external: ['unix-dgram'] });
 
@@ -177,6 +188,9 @@ function overlayEnv(dir: string, _cfg: ReleaseConfig): string {
   return existsSync(f) ? readFileSync(f, 'utf8') : '';
 }
 
+/** Dependencies of native packages that only download or compile the addon: never loaded at run time. */
+const BUILD_TIME_ONLY = new Set(['prebuild-install', '@mapbox/node-pre-gyp', 'node-pre-gyp', 'node-gyp', 'nan', 'node-addon-api']);
+
 /** Copy a package and its production dependencies; for native packages only what runs. */
 function copyPackage(req: NodeJS.Require, name: string, into: string, seen: Set<string>, optional: boolean): void {
   if (seen.has(name)) return;
@@ -208,7 +222,7 @@ function copyPackage(req: NodeJS.Require, name: string, into: string, seen: Set<
   });
   const meta = JSON.parse(readFileSync(pkgJson, 'utf8')) as { dependencies?: Record<string, string> };
   const depReq = createRequire(pkgJson);
-  for (const dep of Object.keys(meta.dependencies ?? {})) copyPackage(depReq, dep, into, seen, false);
+  for (const dep of Object.keys(meta.dependencies ?? {})) if (!BUILD_TIME_ONLY.has(dep)) copyPackage(depReq, dep, into, seen, false);
 }
 
 function checksums(dir: string): Record<string, string> {

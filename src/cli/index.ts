@@ -35,10 +35,11 @@ program
         progress: opts.json ? undefined : (m) => process.stderr.write(`* ${m}\n`),
       });
       if (opts.json) return void process.stdout.write(JSON.stringify(r) + '\n');
-      const rel = path.relative(process.cwd(), r.releaseRoot) || '.';
+      const show = (p: string) => (path.relative(process.cwd(), p).startsWith('..') ? p : path.relative(process.cwd(), p) || '.');
+      const rel = show(r.releaseRoot);
       process.stdout.write(
         `Release ${r.name} ${r.version} (${r.env}) built in ${r.ms} ms\n` +
-          `  ${rel}\n  ${path.relative(process.cwd(), r.tarball)} (${(r.bytes / 1024 / 1024).toFixed(1)} MB, sha256 ${r.sha256.slice(0, 12)}…)\n\n` +
+          `  ${rel}\n  ${show(r.tarball)} (${(r.bytes / 1024 / 1024).toFixed(1)} MB, sha256 ${r.sha256.slice(0, 12)}…)\n\n` +
           `  start:   ${rel}/bin/${r.name} start      (foreground)\n` +
           `  daemon:  ${rel}/bin/${r.name} daemon\n` +
           `  help:    ${rel}/bin/${r.name} help\n`,

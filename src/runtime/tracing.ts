@@ -29,8 +29,10 @@ export async function initTracing(info: TracingInfo, env: NodeJS.ProcessEnv = pr
   env.OTEL_METRICS_EXPORTER ??= 'none';
   env.OTEL_LOGS_EXPORTER ??= 'none';
   if (!env.OTEL_TRACES_EXPORTER) env.OTEL_TRACES_EXPORTER = 'otlp';
-  const { NodeSDK } = await import('@opentelemetry/sdk-node');
-  const { resourceFromAttributes } = await import('@opentelemetry/resources');
+  // Loaded only now (a lazy chunk of the release bundle). These are CommonJS packages: in a
+  // split ESM bundle their exports may sit on `default`.
+  const { NodeSDK } = cjs(await import('@opentelemetry/sdk-node'));
+  const { resourceFromAttributes } = cjs(await import('@opentelemetry/resources'));
   const sdk = new NodeSDK({
     serviceName: env.OTEL_SERVICE_NAME ?? info.name,
     resource: resourceFromAttributes({ 'service.version': info.version, 'service.instance.id': `${process.pid}` }),
@@ -40,6 +42,10 @@ export async function initTracing(info: TracingInfo, env: NodeJS.ProcessEnv = pr
   shutdownFn = () => sdk.shutdown();
   tracer = trace.getTracer('slipway', info.version);
   return requestTracer(tracer);
+}
+
+function cjs<T extends object>(mod: T): T {
+  return 'default' in mod && mod.default && typeof mod.default === 'object' ? { ...(mod.default as T), ...mod } : mod;
 }
 
 /** Flush and stop the exporter (worker shutdown). */
