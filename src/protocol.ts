@@ -85,6 +85,8 @@ export interface SupervisorStatus {
   state: 'starting' | 'running' | 'upgrading' | 'stopping';
   workers: WorkerStatus[];
   restarts: number;
+  /** An upgrade in its bake period: permanent at `until`, rolled back on a crash or readiness failure. */
+  bake: { version: string; previous: string; until: string } | null;
   events: Array<{ at: string; msg: string }>;
 }
 

@@ -63,6 +63,9 @@ describe('upgrade and rollback under load', () => {
     assert.equal(up.code, 0, up.stderr);
     assert.match(up.stdout, /upgraded 1\.0\.0 → 1\.1\.0/);
     assert.equal((await rel.run(['version'])).stdout, 'orders 1.1.0\n');
+    const baking = JSON.parse((await rel.run(['status', '--json'])).stdout);
+    assert.deepEqual([baking.bake.version, baking.bake.previous], ['1.1.0', '1.0.0']);
+    assert.match((await rel.run(['status'])).stdout, /bake: 1\.1\.0 becomes permanent in \d+s unless it crashes or fails readiness \(then back to 1\.0\.0\)/);
     await sleep(1500);
     const t0 = Date.now();
     const back = await rel.run(['rollback']);
@@ -79,6 +82,7 @@ describe('upgrade and rollback under load', () => {
     assert.deepEqual(order.slice(0, 3), ['1.0.0', '1.1.0', '1.0.0'], `switches: ${JSON.stringify(res.switches)}`);
     const states = JSON.parse((await rel.run(['releases', '--json'])).stdout).releases;
     assert.equal(states.find((r: { version: string }) => r.version === '1.0.0').state, 'permanent');
+    assert.equal(JSON.parse((await rel.run(['status', '--json'])).stdout).bake, null, 'a rollback ends the bake');
     assert.equal(readFileSync(path.join(rel.root, 'releases', 'start.data'), 'utf8').trim(), '1.0.0');
   });
 

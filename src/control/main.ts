@@ -164,7 +164,8 @@ program
     const head = `${st.name} ${st.version} (permanent: ${st.permanent ?? '-'})  ${st.state}  supervisor pid ${st.pid}, up ${duration(st.uptimeMs)}, listening on ${st.listen.host}:${st.listen.port}${st.listen.activated ? ' (socket activation)' : ''}, restarts ${st.restarts}`;
     const rows = [['PID', 'VERSION', 'STATE', 'UPTIME', 'RESTARTS', 'RSS', 'HEAP', 'IN-FLIGHT']];
     for (const w of st.workers) rows.push([String(w.pid ?? '-'), w.version, w.state, duration(w.uptimeMs), String(w.restarts), bytes(w.rss), bytes(w.heapUsed), String(w.inFlight ?? '-')]);
-    process.stdout.write(`${head}\n\n${table(rows)}\n`);
+    const bake = st.bake ? `\nbake: ${st.bake.version} becomes permanent in ${duration(Math.max(0, Date.parse(st.bake.until) - Date.now()))} unless it crashes or fails readiness (then back to ${st.bake.previous})\n` : '';
+    process.stdout.write(`${head}\n${bake}\n${table(rows)}\n`);
     const recent = st.events.slice(-5);
     if (recent.length) process.stdout.write(`\nrecent events:\n${recent.map((e) => `  ${e.at}  ${e.msg}`).join('\n')}\n`);
   });

@@ -30,6 +30,7 @@ type Progress = (msg: string) => void;
 interface Bake {
   version: string;
   previous: string;
+  until: number;
   timer: NodeJS.Timeout;
 }
 
@@ -330,7 +331,7 @@ export class Supervisor {
       this.prune();
     }, this.settings.bakePeriodMs);
     timer.unref();
-    this.bake = { version, previous, timer };
+    this.bake = { version, previous, until: Date.now() + this.settings.bakePeriodMs, timer };
     this.event(`release ${version} is current; permanent after a ${this.settings.bakePeriodMs} ms bake period without crash or readiness failure`);
   }
 
@@ -417,6 +418,7 @@ export class Supervisor {
       state: this.state,
       workers: this.workers.map((w) => w.status()),
       restarts: this.totalRestarts,
+      bake: this.bake ? { version: this.bake.version, previous: this.bake.previous, until: new Date(this.bake.until).toISOString() } : null,
       events: this.events.slice(-20),
     };
   }
