@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { parseMix, startLoad } from '../src/drill/loadgen.ts';
-import { summarize, windows } from '../src/drill/analyze.ts';
+import { lastVariantAt, summarize, variantSwitches, windows } from '../src/drill/analyze.ts';
 import { freePort, onCleanup, runCleanups } from './helpers/release.ts';
 
 after(runCleanups);
@@ -88,6 +88,28 @@ test('open loop counts a stall as latency for every request scheduled during it 
   const ws = windows(r);
   const worst = ws.reduce((a, w) => ((w.max ?? 0) > (a.max ?? 0) ? w : a));
   assert.ok(worst.t >= 1000 && worst.t <= 2000, `worst window at ${worst.t} ms`);
+});
+
+test('a flag header is recorded per response (open loop), and its switch found like a release switch', async () => {
+  let flip = Infinity;
+  const origin = await serve((req, res) => {
+    // Like the orders example: only some routes carry the header.
+    if (req.url === '/orders') res.setHeader('x-pricing', Date.now() < flip ? 'new' : 'classic');
+    res.end('ok');
+  });
+  const load = startLoad({ origin, mode: 'open', rate: 200, connections: 4, routes: parseMix('/orders=1,/hello=1'), maxRequests: 10_000, maxDurationMs: 2000, variantHeader: 'X-Pricing' });
+  setTimeout(() => (flip = Date.now()), 1000);
+  const r = await load.done;
+  const tl = r.timeline;
+  let withHeader = 0;
+  for (let i = 0; i < tl.n; i++) if (tl.variant[i]! >= 0) withHeader++;
+  assert.ok(withHeader > 100 && withHeader < tl.n - 100, `${withHeader} of ${tl.n} responses carry x-pricing`);
+  assert.deepEqual([...tl.variants].sort(), ['classic', 'new']);
+  const sw = variantSwitches(windows(r));
+  assert.deepEqual(sw.map((s) => [s.from, s.to]), [[null, 'new'], ['new', 'classic']]);
+  assert.ok(Math.abs(sw[1]!.at - 1000) <= 200, `switch at ${sw[1]!.at} ms`);
+  const last = lastVariantAt(r, new Set(['new']), 0)!;
+  assert.ok(last > 900 && last < 1200, `last "new" response at ${last} ms`);
 });
 
 test('loopback only', () => {

@@ -39,6 +39,7 @@ interface JsonReport {
   orders: { acknowledged: number; verified: number; missing: number; duplicated: number; ok: boolean };
   report: { json: string; html: string };
   load: { stoppedBy: string };
+  flag?: { name: string; header: string; switches: Array<{ from: string | null; to: string }>; restored: string };
 }
 
 const QUICK = ['--steady', '2s', '--after', '3s', '--rate', '150', '--max-duration', '90s'];
@@ -69,6 +70,8 @@ describe('slipway drill', () => {
       ['drill', 'kill'],
       ['drill', 'kill', '--release', '/nonexistent/bin/orders'],
       ['drill', 'kill', '--release', rel.bin, '--kill-target', 'everything'],
+      ['drill', 'flag', '--release', rel.bin],
+      ['drill', 'flag', '--release', rel.bin, '--flag', 'new_pricing', '--flag-on', 'sometimes'],
     ];
     const [help, demoHelp, ...results] = await Promise.all([slipway(['drill', '--help']), slipway(['demo', '--help']), ...bad.map((args) => slipway(args))]);
     bad.forEach((args, i) => {
@@ -168,6 +171,42 @@ describe('slipway drill', () => {
     assert.match(r.stdout, /✓ rollback 1\.1\.0 → 1\.0\.0/);
     assert.match(r.stdout, /FAIL/);
     assert.match(r.stderr, /\[drill\].*requests.*p95/, 'progress on stderr');
+  });
+
+  test('flag drill: the kill switch of new_pricing applies on every worker within 1 s, is marked in the report, and the flag is restored', async () => {
+    // A previous state to restore: on for one customer only.
+    const pre = await rel.run(['flags', 'set', 'new_pricing', '--for', 'cust-7']);
+    assert.equal(pre.code, 0, pre.stderr);
+    const r = await slipway(['drill', 'flag', '--release', rel.bin, '--flag', 'new_pricing', '--slo', 'p95<2s', '--report-dir', reports, '--json', ...QUICK]);
+    const rep = JSON.parse(r.stdout) as JsonReport & { events: Array<{ kind: string; ok: boolean; flag: { flagged: string[]; offMs: number; before: Record<string, number>; after: Record<string, number> } }> };
+    assert.equal(r.code, 0, JSON.stringify(rep.verdicts, null, 1));
+    const v = (name: string) => rep.verdicts.find((x) => x.name.startsWith(name));
+    assert.equal(v('flag_off<1s')?.ok, true, JSON.stringify(rep.verdicts));
+    assert.equal(v('kill switch new_pricing applied on every worker')?.ok, true);
+    assert.deepEqual(rep.events[0]!.flag.flagged, ['new']);
+    assert.ok(rep.events[0]!.flag.after.classic! > 0 && !rep.events[0]!.flag.after.new);
+    assert.ok(rep.events[0]!.flag.offMs < 1000);
+    // Like a release switch: the behaviour switches from new to classic (and for good).
+    assert.deepEqual(rep.flag!.switches.slice(-1).map((s) => [s.from, s.to]), [['new', 'classic']]);
+    // The report marks the event and the behaviour switch (SVG rendered on the server, in the HTML).
+    const html = readFileSync(rep.report.html, 'utf8');
+    assert.match(html, /id="chart-flag"/);
+    assert.match(html, /kill switch new_pricing/);
+    assert.match(html, /x-pricing: classic/);
+    // Restored exactly: on for cust-7 only, as before the drill.
+    const after = await rel.run(['flags', 'list', '--json']);
+    const rule = (JSON.parse(after.stdout) as Record<string, { state: string; percent?: number; for?: string[] }>).new_pricing!;
+    assert.deepEqual([rule.state, rule.percent, rule.for], ['percent', 0, ['cust-7']]);
+    assert.equal(rep.flag!.restored, '0% (+ for cust-7)');
+  });
+
+  test('flag drill fails (exit 99) when the header never changes: a flag the app does not read', async () => {
+    const r = await slipway(['drill', 'flag', '--release', rel.bin, '--flag', 'unused_flag', '--slo', 'p95<2s', '--report-dir', reports, ...QUICK]);
+    assert.equal(r.code, 99, r.stdout + r.stderr);
+    assert.match(r.stdout, /✗ flag_off<1s\s+never/);
+    assert.match(r.stdout, /✗ kill switch unused_flag applied on every worker.*the header never changed/);
+    const after = await rel.run(['flags', 'list', '--json']);
+    assert.ok(!('unused_flag' in (JSON.parse(after.stdout) as object)), 'an unset flag is unset again');
   });
 
   test('kill with restarts disabled: the release goes down, availability and recovery fail (exit 99)', async () => {

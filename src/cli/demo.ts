@@ -1,7 +1,8 @@
 // `slipway demo` (`npm run demo`): the whole story on this machine in a few minutes. Builds the
 // example release 1.0.0, 1.1.0 and a deliberately broken 1.2.0 (readiness never passes), deploys
 // 1.0.0 from its tarball into a temp dir (SQLite), then one drill under load: kill a worker,
-// upgrade to 1.1.0, the refused upgrade to 1.2.0, rollback to 1.0.0. Prints the verdicts and the
+// upgrade to 1.1.0, the refused upgrade to 1.2.0, rollback to 1.0.0, all with the new_pricing
+// feature flag on, and last its kill switch (flags set new_pricing off). Prints the verdicts and the
 // report's path, stops everything it started, exits 0 when every SLO holds (99 otherwise).
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -15,7 +16,7 @@ import { printVerdicts, EXIT_FAILED } from '../drill/cli.ts';
 import { DEFAULT_MIX, parseMix } from '../drill/loadgen.ts';
 import { writeReport } from '../drill/report.ts';
 import { runDrill } from '../drill/run.ts';
-import { resolveSlos } from '../drill/slo.ts';
+import { DEFAULT_SLOS, FLAG_SLO, resolveSlos } from '../drill/slo.ts';
 import { alive, Target } from '../drill/target.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -117,8 +118,9 @@ export async function runDemo(o: DemoOptions): Promise<number> {
 
     const report = await runDrill({
       target,
-      scenario: 'demo: kill, upgrade 1.1.0, refused 1.2.0, rollback 1.0.0',
-      events: [{ kind: 'kill', killTarget: 'worker' }, { kind: 'upgrade', version: '1.1.0' }, { kind: 'bad-release', version: '1.2.0' }, { kind: 'rollback', version: '1.0.0' }],
+      scenario: 'demo: kill, upgrade 1.1.0, refused 1.2.0, rollback 1.0.0, kill switch new_pricing',
+      events: [{ kind: 'kill', killTarget: 'worker' }, { kind: 'upgrade', version: '1.1.0' }, { kind: 'bad-release', version: '1.2.0' }, { kind: 'rollback', version: '1.0.0' }, { kind: 'flag', flag: 'new_pricing' }],
+      flag: { name: 'new_pricing', on: 'on', header: 'x-pricing' },
       install: [builds[1]!.tarball, builds[2]!.tarball],
       mode: 'open',
       rate: o.rate,
@@ -129,7 +131,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       maxRequests: 200_000,
       maxDurationMs: 4 * 60_000,
       timeoutMs: 5000,
-      slos: resolveSlos([]),
+      slos: resolveSlos([], [...DEFAULT_SLOS, FLAG_SLO]),
       progress: o.json ? undefined : (l) => process.stderr.write(`[drill] ${l}\n`),
     });
     const paths = await writeReport(report, o.reportDir, 'demo-report');
@@ -157,7 +159,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
 export function register(program: Command): void {
   program
     .command('demo')
-    .description('build orders 1.0.0, 1.1.0 and a broken 1.2.0, boot 1.0.0 (SQLite), and drill it: kill a worker, upgrade, refused upgrade, rollback; prints SLO verdicts and the HTML report path')
+    .description('build orders 1.0.0, 1.1.0 and a broken 1.2.0, boot 1.0.0 (SQLite), and drill it: kill a worker, upgrade, refused upgrade, rollback, the kill switch of a feature flag; prints SLO verdicts and the HTML report path')
     .option('--report-dir <dir>', 'where to write demo-report.html and .json', '_build/demo')
     .option('--rate <n>', 'requests per second of the drill load', '200')
     .option('--keep', 'keep the temp build and deploy directories')

@@ -19,6 +19,10 @@ export interface Window {
   releases: Record<string, number>;
   /** The release that served most responses, or null. */
   release: string | null;
+  /** Responses per value of the recorded flag header (e.g. x-pricing: new / classic), when the load records one. */
+  variants?: Record<string, number>;
+  /** The most frequent flag header value, or null. */
+  variant?: string | null;
 }
 
 export interface Summary {
@@ -62,6 +66,11 @@ export function windows(load: LoadResult): Window[] {
     lat[w]!.push(tl.latency[i]!);
     const r = tl.release[i]!;
     if (r >= 0) win.releases[tl.releases[r]!] = (win.releases[tl.releases[r]!] ?? 0) + 1;
+    const v = tl.variant[i]!;
+    if (v >= 0) {
+      const vs = (win.variants ??= {});
+      vs[tl.variants[v]!] = (vs[tl.variants[v]!] ?? 0) + 1;
+    }
   }
   for (let w = 0; w < n; w++) {
     const win = out[w]!;
@@ -75,6 +84,10 @@ export function windows(load: LoadResult): Window[] {
     let best: string | null = null;
     for (const [rel, c] of Object.entries(win.releases)) if (best === null || c > win.releases[best]!) best = rel;
     win.release = best;
+    if (tl.variants.length) {
+      win.variants ??= {};
+      win.variant = dominantKey(win.variants);
+    }
   }
   return out;
 }
@@ -127,22 +140,22 @@ export function summarize(load: LoadResult): Summary {
  * 90 % of the responses for `stable` windows in a row; the switch is placed where that release
  * began answering without interruption (the start of the overlap).
  */
-export function switches(ws: Window[], stable = 5, share = 0.9): Switch[] {
+export function switches(ws: Window[], stable = 5, share = 0.9, of: (w: Window) => Record<string, number> = (w) => w.releases): Switch[] {
   const out: Switch[] = [];
   let cur: string | null = null;
-  const seq = ws.filter((w) => w.release !== null);
-  const dominant = (w: Window, rel: string) => {
+  const seq = ws.map((w) => ({ t: w.t, counts: of(w) ?? {} })).map((w) => ({ ...w, top: dominantKey(w.counts) })).filter((w) => w.top !== null);
+  const dominant = (w: (typeof seq)[number], rel: string) => {
     let total = 0;
-    for (const n of Object.values(w.releases)) total += n;
-    return total > 0 && (w.releases[rel] ?? 0) / total >= share;
+    for (const n of Object.values(w.counts)) total += n;
+    return total > 0 && (w.counts[rel] ?? 0) / total >= share;
   };
   for (let i = 0; i < seq.length; i++) {
-    const rel = seq[i]!.release!;
+    const rel = seq[i]!.top!;
     if (rel === cur || !dominant(seq[i]!, rel)) continue;
     const run = seq.slice(i, i + stable);
     if (cur !== null && (run.length < Math.min(stable, seq.length - i) || !run.every((w) => dominant(w, rel)))) continue;
     let at = seq[i]!.t;
-    for (let j = i - 1; j >= 0 && cur !== null && (seq[j]!.releases[rel] ?? 0) > 0; j--) at = seq[j]!.t;
+    for (let j = i - 1; j >= 0 && cur !== null && (seq[j]!.counts[rel] ?? 0) > 0; j--) at = seq[j]!.t;
     out.push({ at, from: cur, to: rel });
     cur = rel;
   }
@@ -176,6 +189,43 @@ export function releasesBetween(load: LoadResult, from: number, to: number): Rec
     if (r >= 0) out[tl.releases[r]!] = (out[tl.releases[r]!] ?? 0) + 1;
   }
   return out;
+}
+
+/** Flag header switches (e.g. x-pricing new → classic), like release switches. */
+export function variantSwitches(ws: Window[], stable = 5, share = 0.9): Switch[] {
+  return switches(ws, stable, share, (w) => w.variants ?? {});
+}
+
+function dominantKey(counts: Record<string, number>): string | null {
+  let best: string | null = null;
+  for (const [k, c] of Object.entries(counts)) if (best === null || c > counts[best]!) best = k;
+  return best;
+}
+
+/** Flag header values of the responses that completed in [from, to). */
+export function variantsBetween(load: LoadResult, from: number, to: number): Record<string, number> {
+  const tl = load.timeline;
+  const out: Record<string, number> = {};
+  for (let i = 0; i < tl.n; i++) {
+    const end = tl.start[i]! + tl.latency[i]!;
+    if (end < from || end >= to) continue;
+    const v = tl.variant[i]!;
+    if (v >= 0) out[tl.variants[v]!] = (out[tl.variants[v]!] ?? 0) + 1;
+  }
+  return out;
+}
+
+/** Completion time (ms since t0) of the last response at or after `from` whose header value is one of `values`; undefined if none. */
+export function lastVariantAt(load: LoadResult, values: Set<string>, from: number): number | undefined {
+  const tl = load.timeline;
+  let last: number | undefined;
+  for (let i = 0; i < tl.n; i++) {
+    const end = tl.start[i]! + tl.latency[i]!;
+    const v = tl.variant[i]!;
+    if (end < from || v < 0 || !values.has(tl.variants[v]!)) continue;
+    if (last === undefined || end > last) last = end;
+  }
+  return last;
 }
 
 export function round(x: number): number {

@@ -7,6 +7,8 @@ import net from 'node:net';
 export interface Response {
   status: number;
   release: string | undefined;
+  /** The value of the extra header the load was asked to record (e.g. x-pricing), if any. */
+  variant?: string;
   body: string | undefined;
 }
 
@@ -40,6 +42,7 @@ export class Connection implements Sender {
   // Response parse state
   private status = 0;
   private release: string | undefined;
+  private variant: string | undefined;
   private close_ = false;
   private headerDone = false;
   private length = -1;
@@ -55,6 +58,8 @@ export class Connection implements Sender {
     readonly host: string,
     readonly port: number,
     readonly timeoutMs: number,
+    /** Lower-case name of one more response header to report (Response.variant), e.g. x-pricing. */
+    readonly variantHeader?: string,
   ) {
     this.hostHeader = `Host: ${host.includes(':') ? `[${host}]` : host}:${port}\r\n`;
     this.timer = setTimeout(() => this.onTimer(), timeoutMs);
@@ -134,6 +139,7 @@ export class Connection implements Sender {
   private resetParser(): void {
     this.status = 0;
     this.release = undefined;
+    this.variant = undefined;
     this.close_ = false;
     this.headerDone = false;
     this.length = -1;
@@ -166,6 +172,7 @@ export class Connection implements Sender {
           else if (name === 'transfer-encoding') this.chunked = /chunked/i.test(line);
           else if (name === 'connection') this.close_ = /close/i.test(line);
           else if (name === 'x-release') this.release = line.slice(c + 1).trim();
+          else if (name === this.variantHeader) this.variant = line.slice(c + 1).trim();
         }
         i = next;
       }
@@ -216,7 +223,7 @@ export class Connection implements Sender {
       this.socket = null;
       s?.destroy();
     }
-    p.resolve({ status: this.status, release: this.release, body: p.wantBody ? Buffer.concat(this.body).toString() : undefined });
+    p.resolve({ status: this.status, release: this.release, variant: this.variant, body: p.wantBody ? Buffer.concat(this.body).toString() : undefined });
   }
 }
 
@@ -227,8 +234,8 @@ export class ConnectionPool implements Sender {
   private all: Connection[] = [];
   private closed = false;
 
-  constructor(host: string, port: number, size: number, timeoutMs: number) {
-    for (let i = 0; i < size; i++) this.all.push(new Connection(host, port, timeoutMs));
+  constructor(host: string, port: number, size: number, timeoutMs: number, variantHeader?: string) {
+    for (let i = 0; i < size; i++) this.all.push(new Connection(host, port, timeoutMs, variantHeader));
     this.free = [...this.all];
   }
 

@@ -64,6 +64,8 @@ export interface LoadOptions {
   maxRequests: number;
   maxDurationMs: number;
   timeoutMs?: number;
+  /** Record this response header's value per response (Timeline.variant), e.g. "x-pricing" for a feature flag. */
+  variantHeader?: string;
   /** Attempts per write (POST /orders with an Idempotency-Key), with exponential backoff. */
   writeAttempts?: number;
 }
@@ -77,10 +79,14 @@ export class Timeline {
   outcome = new Uint8Array(1 << 14);
   release = new Int16Array(1 << 14);
   route = new Uint8Array(1 << 14);
+  /** Index into variants of the recorded header's value (-1: no such header in the response). */
+  variant = new Int16Array(1 << 14);
   releases: string[] = [];
+  variants: string[] = [];
   private releaseIdx = new Map<string, number>();
+  private variantIdx = new Map<string, number>();
 
-  push(start: number, latency: number, outcome: number, release: string | undefined, route: number): void {
+  push(start: number, latency: number, outcome: number, release: string | undefined, route: number, variant?: string): void {
     if (this.n === this.start.length) this.grow();
     const i = this.n++;
     this.start[i] = start;
@@ -97,6 +103,16 @@ export class Timeline {
       }
     }
     this.release[i] = r;
+    let v = -1;
+    if (variant !== undefined) {
+      v = this.variantIdx.get(variant) ?? -1;
+      if (v < 0) {
+        v = this.variants.length;
+        this.variants.push(variant);
+        this.variantIdx.set(variant, v);
+      }
+    }
+    this.variant[i] = v;
   }
 
   private grow(): void {
@@ -111,6 +127,7 @@ export class Timeline {
     this.outcome = g(this.outcome, Uint8Array);
     this.release = g(this.release, Int16Array);
     this.route = g(this.route, Uint8Array);
+    this.variant = g(this.variant, Int16Array);
   }
 }
 
@@ -196,9 +213,9 @@ export function startLoad(opts: LoadOptions): RunningLoad {
     return true;
   };
 
-  const record = (start: number, outcome: number, release: string | undefined, route: number) => {
+  const record = (start: number, outcome: number, release: string | undefined, route: number, variant?: string) => {
     const lat = now() - start;
-    timeline.push(start, lat, outcome, release, route);
+    timeline.push(start, lat, outcome, release, route, variant);
     histogram.recordValue(Math.max(1, Math.round(lat * 1000)));
   };
 
@@ -208,7 +225,7 @@ export function startLoad(opts: LoadOptions): RunningLoad {
     return d.request(method, path, headers, body, wantBody).then(
       (r) => {
         const outcome = r.status >= 200 && r.status < 300 ? O_OK : 4;
-        record(start, outcome, r.release, routeIdx);
+        record(start, outcome, r.release, routeIdx, r.variant);
         return { outcome, status: r.status, text: r.body };
       },
       (err: unknown) => {
@@ -265,10 +282,11 @@ export function startLoad(opts: LoadOptions): RunningLoad {
   const senders: Sender[] = [];
   const host = url.hostname.replace(/^\[|\]$/g, '');
   const port = Number(url.port || 80);
+  const variantHeader = opts.variantHeader?.toLowerCase();
   let done: Promise<unknown>;
   if (opts.mode === 'closed') {
     const loop = async () => {
-      const client = new Connection(host, port, timeoutMs);
+      const client = new Connection(host, port, timeoutMs, variantHeader);
       senders.push(client);
       while (canSend()) {
         const before = timeline.n;
@@ -279,7 +297,7 @@ export function startLoad(opts: LoadOptions): RunningLoad {
     };
     done = Promise.all(Array.from({ length: opts.connections }, loop));
   } else {
-    const pool = new ConnectionPool(host, port, opts.connections, timeoutMs);
+    const pool = new ConnectionPool(host, port, opts.connections, timeoutMs, variantHeader);
     senders.push(pool);
     const interval = 1000 / opts.rate!;
     const inflight = new Set<Promise<unknown>>();

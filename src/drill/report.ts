@@ -14,6 +14,7 @@ type Layer = Record<string, unknown>;
 function markers(r: DrillReport, yTop: boolean): Layer[] {
   const ev = r.events.map((e) => ({ t: e.at / 1000, label: e.label, ok: e.ok }));
   const sw = r.switches.filter((s) => s.from !== null).map((s) => ({ t: s.at / 1000, label: `serving ${s.to}` }));
+  const fsw = (r.flag?.switches ?? []).filter((s) => s.from !== null).map((s) => ({ t: s.at / 1000, label: `${r.flag!.header}: ${s.to}` }));
   const layers: Layer[] = [];
   if (ev.length) {
     layers.push({ data: { values: ev }, mark: { type: 'rule', color: '#c0392b', strokeWidth: 2 }, encoding: { x: { field: 't', type: 'quantitative' } } });
@@ -22,6 +23,10 @@ function markers(r: DrillReport, yTop: boolean): Layer[] {
   if (sw.length) {
     layers.push({ data: { values: sw }, mark: { type: 'rule', color: '#2c6fbb', strokeDash: [5, 3], strokeWidth: 2 }, encoding: { x: { field: 't', type: 'quantitative' } } });
     if (yTop) layers.push({ data: { values: sw }, mark: { type: 'text', align: 'left', dx: 3, dy: 22, color: '#2c6fbb', fontSize: 11, y: 0 }, encoding: { x: { field: 't', type: 'quantitative' }, text: { field: 'label' } } });
+  }
+  if (fsw.length) {
+    layers.push({ data: { values: fsw }, mark: { type: 'rule', color: '#8e44ad', strokeDash: [2, 3], strokeWidth: 2 }, encoding: { x: { field: 't', type: 'quantitative' } } });
+    if (yTop) layers.push({ data: { values: fsw }, mark: { type: 'text', align: 'left', dx: 3, dy: 36, color: '#8e44ad', fontSize: 11, y: 0 }, encoding: { x: { field: 't', type: 'quantitative' }, text: { field: 'label' } } });
   }
   return layers;
 }
@@ -34,6 +39,7 @@ export function chartSpecs(r: DrillReport): Record<string, TopLevelSpec> {
   const lat: Array<{ t: number; stat: string; ms: number }> = [];
   const thr: Array<{ t: number; kind: string; rps: number }> = [];
   const rel: Array<{ t: number; release: string; share: number }> = [];
+  const fl: Array<{ t: number; value: string; share: number }> = [];
   const per = 1000 / r.windowMs;
   for (const w of r.windows) {
     const t = w.t / 1000;
@@ -44,6 +50,9 @@ export function chartSpecs(r: DrillReport): Record<string, TopLevelSpec> {
     for (const [k, n] of Object.entries(w.errors)) thr.push({ t, kind: k, rps: n * per });
     const total = Object.values(w.releases).reduce((a, b) => a + b, 0);
     for (const [k, n] of Object.entries(w.releases)) rel.push({ t, release: k, share: total ? n / total : 0 });
+    const vs = w.variants ?? {};
+    const vt = Object.values(vs).reduce((a, b) => a + b, 0);
+    for (const [k, n] of Object.entries(vs)) fl.push({ t, value: k, share: vt ? n / vt : 0 });
   }
   const p95 = r.thresholds.find((t) => t.metric === 'p95');
   const base = { width: W, background: 'white', config: { font: 'sans-serif', view: { stroke: '#ddd' } } };
@@ -76,7 +85,17 @@ export function chartSpecs(r: DrillReport): Record<string, TopLevelSpec> {
       ...markers(r, false),
     ],
   } as unknown as TopLevelSpec;
-  return { latency, throughput, serving };
+  if (!r.flag) return { latency, throughput, serving };
+  const flag: TopLevelSpec = {
+    ...base,
+    height: 90,
+    title: `Flag ${r.flag.name}: behaviour per response (share of responses, from the ${r.flag.header} header)`,
+    layer: [
+      { data: { values: fl }, mark: { type: 'area', interpolate: 'step-after' }, encoding: { x: xAxis(r), y: { field: 'share', type: 'quantitative', stack: 'normalize', title: null, axis: { format: '%' } }, color: { field: 'value', type: 'nominal', title: r.flag.header } } },
+      ...markers(r, true),
+    ],
+  } as unknown as TopLevelSpec;
+  return { latency, throughput, serving, flag };
 }
 
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
@@ -123,10 +142,11 @@ tr.pass .mark{color:#27ae60;font-weight:700}tr.fail .mark{color:#c0392b;font-wei
 ${verdicts}
 </table>
 <h2>Charts</h2>
-<p>Red lines: events. Dashed blue lines: the serving release switched.</p>
+<p>Red lines: events. Dashed blue lines: the serving release switched.${r.flag ? ` Dotted purple lines: the behaviour of flag ${esc(r.flag.name)} switched (${esc(r.flag.header)}).` : ''}</p>
 <div class="chart" id="chart-latency">${svgs.latency}</div>
 <div class="chart" id="chart-throughput">${svgs.throughput}</div>
 <div class="chart" id="chart-serving">${svgs.serving}</div>
+${svgs.flag ? `<div class="chart" id="chart-flag">${svgs.flag}</div>` : ''}
 <h2>Events</h2>
 <table id="events"><tr><th>at</th><th>event</th><th>result</th><th>took</th><th>recovery</th><th>detail</th></tr>
 ${events || '<tr><td colspan="6">none</td></tr>'}
@@ -135,6 +155,21 @@ ${events || '<tr><td colspan="6">none</td></tr>'}
 <table id="switches"><tr><th>at</th><th>from</th><th>to</th></tr>
 ${sw}
 </table>
+${
+  r.flag
+    ? `<h2>Flag ${esc(r.flag.name)}</h2>
+<table class="kv" id="flag">
+${row(['turned on with', `flags set ${r.flag.name} ${r.flag.on} (before the steady load)`])}
+${row(['behaviour header', r.flag.header])}
+${r.events
+  .filter((e) => e.flag)
+  .map((e) => row([`kill switch at ${(e.at / 1000).toFixed(1)} s`, `flagged: ${e.flag!.flagged.join(', ') || 'none'}; before ${JSON.stringify(e.flag!.before)}, after ${JSON.stringify(e.flag!.after)}; off on every worker ${Number.isFinite(e.flag!.offMs) ? `${e.flag!.offMs} ms` : 'never'} after the flags file was rewritten`]))
+  .join('\n')}
+${row(['behaviour switches', r.flag.switches.map((x) => `${(x.at / 1000).toFixed(1)} s: ${x.from ?? '(start)'} → ${x.to}`).join('; ') || 'none'])}
+${row(['restored to', r.flag.restored || '?'])}
+</table>`
+    : ''
+}
 <h2>Orders (nothing lost)</h2>
 <table class="kv" id="orders">
 ${row(['verdict', o.ok ? '✓ ' + o.detail : '✗ ' + o.detail])}

@@ -1,21 +1,49 @@
 // A drill: steady load, the event(s), recovery, steady load again; then the orders are read back
 // and counted, and every SLO threshold and expectation becomes a ✓/✗ verdict.
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Pool } from 'undici';
-import { recovery, releasesBetween, summarize, switches, windows, type Summary, type Switch, type Window } from './analyze.ts';
+import { flagsPath, readFlags, writeFlags, type FlagRule } from '../runtime/flags.ts';
+import { lastVariantAt, recovery, releasesBetween, summarize, switches, variantsBetween, variantSwitches, windows, type Summary, type Switch, type Window } from './analyze.ts';
 import { startLoad, type LoadResult, type Route, type RunningLoad } from './loadgen.ts';
 import { formatValue, holds, METRICS, type Threshold } from './slo.ts';
 import { alive, parentPid, type Target } from './target.ts';
 
-export const SCENARIOS = ['kill', 'upgrade', 'rollback', 'bad-release', 'all'] as const;
+export const SCENARIOS = ['kill', 'upgrade', 'rollback', 'bad-release', 'flag', 'all'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
-export type EventKind = 'kill' | 'upgrade' | 'rollback' | 'bad-release';
+export type EventKind = 'kill' | 'upgrade' | 'rollback' | 'bad-release' | 'flag';
 
 export interface EventSpec {
   kind: EventKind;
   version?: string;
   killTarget?: 'worker' | 'release';
+  /** kind "flag": the flag whose kill switch (`bin/APP flags set NAME off`) is the event. */
+  flag?: string;
+}
+
+/** A feature flag under drill: on (or a percentage) from before the steady load until its kill switch. */
+export interface FlagDrill {
+  name: string;
+  /** What `bin/APP flags set NAME VALUE` turns it on with before the load: "on" or a percentage. */
+  on: string;
+  /** The response header that tells which behaviour served a response (e.g. x-pricing). */
+  header: string;
+}
+
+export interface FlagResult {
+  name: string;
+  header: string;
+  on: string;
+  /** Header values seen while the flag was on that are gone after the kill switch: the flagged behaviour. */
+  flagged: string[];
+  before: Record<string, number>;
+  after: Record<string, number>;
+  /** ms since t0: when var/flags.json was rewritten by the kill switch. */
+  writtenAt: number;
+  /** Completion time (ms since t0) of the last response with the flagged behaviour, if any after the write. */
+  lastFlaggedAt: number | null;
+  /** Time from the write until no response shows the flagged behaviour; Infinity when it never stops. */
+  offMs: number;
 }
 
 export interface DrillOptions {
@@ -34,6 +62,8 @@ export interface DrillOptions {
   maxDurationMs: number;
   timeoutMs: number;
   slos: Threshold[];
+  /** Required when an event is a flag kill switch. */
+  flag?: FlagDrill;
   progress?: (line: string) => void;
 }
 
@@ -51,6 +81,7 @@ export interface EventRecord {
   expectedServing: string | null;
   servingAfter: Record<string, number>;
   recoveryMs: number;
+  flag?: FlagResult;
 }
 
 export interface Verdict {
@@ -87,6 +118,8 @@ export interface DrillReport {
   windowMs: number;
   windows: Window[];
   switches: Switch[];
+  /** The flag under drill, its header, its switches between behaviours (like release switches) and its restore. */
+  flag?: { name: string; header: string; on: string; switches: Switch[]; restored: string };
   events: EventRecord[];
   orders: OrdersCheck;
   thresholds: Threshold[];
@@ -115,8 +148,49 @@ export async function runDrill(o: DrillOptions): Promise<DrillReport> {
     }
   }
 
+  const flagEvents = o.events.filter((e) => e.kind === 'flag');
+  if (flagEvents.length && !o.flag) throw new DrillError('flag: --flag NAME is required');
+  const flagFile = flagsPath(varDir(target));
+  let flagPrev: { rule: FlagRule | undefined } | undefined;
+  if (o.flag && flagEvents.length) {
+    flagPrev = { rule: readFlags(flagFile).flags[o.flag.name] };
+    say(`flag ${o.flag.name}: ${o.flag.on} (was ${flagPrev.rule ? describeRule(flagPrev.rule) : 'unset'}); responses tell the behaviour by ${o.flag.header}`);
+    const r = await target.run(['flags', 'set', o.flag.name, o.flag.on]);
+    if (r.code !== 0) throw new DrillError(`flags set ${o.flag.name} ${o.flag.on} failed: ${(r.stderr || r.stdout).trim().split('\n').pop()}`);
+    // Workers poll var/flags.json every 250 ms: let them all apply it, so the steady load runs with the flag on.
+    await sleep(750);
+  }
+  let restored = '';
+  let report: DrillReport | undefined;
+  try {
+    report = await drill(o, target, st0, origin, say);
+    return report;
+  } finally {
+    if (o.flag && flagPrev) {
+      // Back to exactly what it was (the kill switch left it off; it may have been unset, or on for some keys).
+      const data = readFlags(flagFile);
+      if (flagPrev.rule) data.flags[o.flag.name] = flagPrev.rule;
+      else delete data.flags[o.flag.name];
+      writeFlags(flagFile, data);
+      restored = flagPrev.rule ? describeRule(flagPrev.rule) : 'unset (its default)';
+      say(`flag ${o.flag.name} restored: ${restored}`);
+    }
+    if (report?.flag) report.flag.restored = restored;
+  }
+}
+
+function describeRule(r: FlagRule): string {
+  return (r.state === 'percent' ? `${r.percent ?? 0}%` : r.state) + (r.for?.length ? ` (+ for ${r.for.join(',')})` : '');
+}
+
+/** var/ of the release (RELEASE_VAR overrides it, as for the release itself). */
+function varDir(target: Target): string {
+  return target.env.RELEASE_VAR ?? process.env.RELEASE_VAR ?? path.join(target.root, 'var');
+}
+
+async function drill(o: DrillOptions, target: Target, st0: NonNullable<Awaited<ReturnType<Target['status']>>>, origin: string, say: (l: string) => void): Promise<DrillReport> {
   const startedAt = new Date().toISOString();
-  const load = startLoad({ origin, mode: o.mode, connections: o.connections, rate: o.rate, routes: o.routes, maxRequests: o.maxRequests, maxDurationMs: o.maxDurationMs, timeoutMs: o.timeoutMs });
+  const load = startLoad({ origin, mode: o.mode, connections: o.connections, rate: o.rate, routes: o.routes, maxRequests: o.maxRequests, maxDurationMs: o.maxDurationMs, timeoutMs: o.timeoutMs, variantHeader: o.flag?.header });
   void load.done.then(() => finished.add(load));
   let phase = 'steady';
   const ticker = progressTicker(load, () => phase, say);
@@ -126,8 +200,8 @@ export async function runDrill(o: DrillOptions): Promise<DrillReport> {
     await waitOrEnd(load, o.steadyMs);
     for (const spec of o.events) {
       if (ended(load)) break;
-      phase = spec.kind === 'kill' ? `kill ${spec.killTarget ?? 'worker'}` : `${spec.kind}${spec.version ? ` ${spec.version}` : ''}`;
-      const ev = await runEvent(target, spec, load, serving);
+      phase = spec.kind === 'kill' ? `kill ${spec.killTarget ?? 'worker'}` : spec.kind === 'flag' ? `kill switch ${spec.flag}` : `${spec.kind}${spec.version ? ` ${spec.version}` : ''}`;
+      const ev = spec.kind === 'flag' ? await runFlagOff(target, spec.flag!, load, serving, varDir(target)) : await runEvent(target, spec, load, serving);
       events.push(ev);
       say(`${ev.ok ? '✓' : '✗'} ${ev.label}: ${ev.detail}`);
       if (ev.expectedServing) serving = ev.expectedServing;
@@ -147,6 +221,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillReport> {
   events.forEach((e, i) => {
     e.recoveryMs = recovery(ws, e.at, ends[i + 1]!);
     e.servingAfter = releasesBetween(result, Math.min(e.endAt + 500, ends[i + 1]!), ends[i + 1]!);
+    if (e.kind === 'flag' && o.flag) judgeFlag(e, o.flag, result, Math.min(1000, o.steadyMs / 2), events[i - 1]?.endAt ?? 0, ends[i + 1]!);
   });
   const orders = await verifyOrders(origin, result, o.timeoutMs);
   const summary = summarize(result);
@@ -162,6 +237,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillReport> {
     windowMs: 100,
     windows: ws,
     switches: switches(ws),
+    ...(o.flag && o.events.some((e) => e.kind === 'flag') ? { flag: { name: o.flag.name, header: o.flag.header, on: o.flag.on, switches: variantSwitches(ws), restored: '' } } : {}),
     events,
     orders,
     thresholds: o.slos,
@@ -313,6 +389,73 @@ async function runEvent(target: Target, spec: EventSpec, load: RunningLoad, serv
   };
 }
 
+/** The kill switch: `bin/APP flags set NAME off`, as an operator would. Judged later, from the responses (judgeFlag). */
+async function runFlagOff(target: Target, name: string, load: RunningLoad, servingBefore: string, vardir: string): Promise<EventRecord> {
+  const at = load.now();
+  const r = await target.run(['flags', 'set', name, 'off']);
+  const endAt = load.now();
+  // When var/flags.json was rewritten (the workers' poll reacts to that, not to the command's exit).
+  let writtenAt = endAt;
+  try {
+    writtenAt = Math.min(endAt, Math.max(at, statSync(flagsPath(vardir)).mtimeMs - load.t0Epoch));
+  } catch {
+    // keep endAt
+  }
+  const ms = Math.round(endAt - at);
+  return {
+    kind: 'flag',
+    label: `kill switch ${name}`,
+    at,
+    endAt,
+    ms,
+    ok: r.code === 0,
+    expectation: `after flags set ${name} off, no response shows the flagged behaviour any more`,
+    detail: r.code === 0 ? `flags set ${name} off took ${ms} ms` : `flags set ${name} off failed (exit ${r.code}): ${(r.stderr || r.stdout).trim().split('\n').pop()}`,
+    servingBefore,
+    expectedServing: servingBefore,
+    servingAfter: {},
+    recoveryMs: 0,
+    flag: { name, header: '', on: '', flagged: [], before: {}, after: {}, writtenAt: Math.round(writtenAt), lastFlaggedAt: null, offMs: Infinity },
+  };
+}
+
+/**
+ * Which behaviour served each response, before and after the kill switch: the header values seen
+ * while the flag was on (after `grace`, for the workers' poll) that are gone in the last second
+ * before `until` are the flagged behaviour; the kill switch took from the flags file's rewrite
+ * until the last response that still showed it.
+ */
+function judgeFlag(e: EventRecord, flag: FlagDrill, load: LoadResult, grace: number, _prevEnd: number, until: number): void {
+  const f = e.flag!;
+  f.header = flag.header;
+  f.on = flag.on;
+  f.before = variantsBetween(load, grace, e.at);
+  f.after = variantsBetween(load, Math.max(e.endAt, until - 1000), until);
+  const b = Object.keys(f.before);
+  const a = Object.keys(f.after);
+  const list = (xs: string[]) => (xs.length ? xs.map((x) => `"${x}"`).join(', ') : 'none');
+  f.flagged = b.filter((v) => !(v in f.after));
+  if (!e.ok) return;
+  e.ok = false;
+  if (!b.length) {
+    e.detail += `; no response carried ${flag.header} while the flag was on (does the --mix include a route that answers with it?)`;
+    return;
+  }
+  if (!a.length) {
+    e.detail += `; no response carried ${flag.header} in the last second after the kill switch`;
+    return;
+  }
+  if (!f.flagged.length) {
+    e.detail += `; ${flag.header} was ${list(b)} with the flag ${flag.on} and ${list(a)} after the kill switch: no behaviour went away` + (b.length === 1 && b[0] === a[0] ? ` (the header never changed: does the app read ${flag.name}, and is ${flag.header} the right header?)` : ' (the kill switch did not apply)');
+    return;
+  }
+  const last = lastVariantAt(load, new Set(f.flagged), f.writtenAt);
+  f.lastFlaggedAt = last === undefined ? null : Math.round(last);
+  f.offMs = last === undefined ? 0 : Math.max(0, Math.round(last - f.writtenAt));
+  e.ok = true;
+  e.detail += `; ${flag.header} ${list(f.flagged)} → ${list(a)}, last ${list(f.flagged)} response ${f.offMs} ms after var/flags.json was rewritten`;
+}
+
 /** Read back every acknowledged order by its Idempotency-Key: it must exist exactly once, with the id we were given. */
 async function verifyOrders(origin: string, load: LoadResult, timeoutMs: number): Promise<OrdersCheck> {
   const { ledger } = load;
@@ -410,6 +553,8 @@ export function metricValue(metric: string, s: Summary, events: EventRecord[]): 
       return maxOf(events.filter((e) => e.kind === 'rollback').map((e) => e.ms));
     case 'upgrade':
       return maxOf(events.filter((e) => e.kind === 'upgrade').map((e) => e.ms));
+    case 'flag_off':
+      return maxOf(events.filter((e) => e.flag).map((e) => e.flag!.offMs));
   }
   return undefined;
 }
@@ -425,7 +570,7 @@ function judge(slos: Threshold[], s: Summary, events: EventRecord[], orders: Ord
     const servingOk = e.expectedServing !== null && rels.length === 1 && rels[0] === e.expectedServing;
     out.push({
       kind: 'check',
-      name: e.label,
+      name: e.kind === 'flag' ? `${e.label} applied on every worker` : e.label,
       actual: `${e.detail}; then served by ${rels.length ? rels.join(', ') : 'nothing'}`,
       ok: e.ok && servingOk,
     });

@@ -24,11 +24,15 @@ export const METRICS: Record<string, { unit: Unit; help: string }> = {
   recovery: { unit: 'ms', help: 'worst time from an event until the error-free windows are back' },
   rollback: { unit: 'ms', help: 'duration of the rollback command' },
   upgrade: { unit: 'ms', help: 'duration of the upgrade command' },
+  flag_off: { unit: 'ms', help: 'time from a kill switch (flags set NAME off) until no response shows the flagged behaviour' },
   rps: { unit: 'rps', help: 'mean throughput (requests per second)' },
 };
 
 /** The seed's SLO (p95 < 150 ms, availability >= 99.9 %, rollback < 2 min) plus Slipway's recovery default. */
 export const DEFAULT_SLOS = ['p95<150ms', 'availability>=99.9%', 'rollback<2m', 'recovery<5s'];
+
+/** Added to the defaults when the drill flips a feature flag: the kill switch applies on every worker within a second. */
+export const FLAG_SLO = 'flag_off<1s';
 
 export class SloError extends Error {}
 
