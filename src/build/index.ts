@@ -105,7 +105,16 @@ export async function buildRelease(opts: BuildOptions): Promise<BuildResult> {
       external: externals,
     });
     progress('bundling the supervisor and control client');
-    await runEsbuild({ ...common, entryPoints: [path.join(SLIPWAY_SRC, 'control', 'main.ts')], outfile: path.join(stage, 'slipway.mjs'), external: ['unix-dgram'] });
+    // Split too: `start` loads the supervisor, the other commands only the control client.
+    await runEsbuild({
+      ...common,
+      entryPoints: { slipway: path.join(SLIPWAY_SRC, 'control', 'main.ts') },
+      outdir: stage,
+      splitting: true,
+      chunkNames: 'lib/[name]-[hash]',
+      outExtension: { '.js': '.mjs' },
+      external: ['unix-dgram'],
+    });
 
     progress(`copying native/external packages: ${[...cfg.external, 'unix-dgram'].join(', ')}`);
     const appRequire = createRequire(path.join(opts.dir, 'package.json'));

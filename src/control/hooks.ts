@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import type { ReleaseRoot } from '../release/layout.ts';
 import { listCrashes } from '../runtime/crash.ts';
-import { flagsPath, readFlags, setFlag, type FlagRule } from '../runtime/flags.ts';
+import { flagsPath, readFlags, setFlag, type FlagRule } from '../runtime/flags-file.ts';
 import { ControlError, request } from './client.ts';
 import { table } from './format.ts';
 

@@ -4,7 +4,6 @@
 import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import * as tar from 'tar';
 import type { ReleaseManifest, ReleaseRoot } from '../release/layout.ts';
 import { VERSION_PATTERN } from '../release/layout.ts';
 import { readReleases, setState, permanentVersion, pruneReleases } from '../release/releases-file.ts';
@@ -51,6 +50,7 @@ export async function installTarball(rel: ReleaseRoot, appName: string, tarball:
   const actual = await sha256File(tarball);
   if (actual !== expected.toLowerCase()) throw new Error(`install: checksum mismatch for ${path.basename(tarball)} (expected ${expected.slice(0, 12)}…, got ${actual.slice(0, 12)}…): corrupted or tampered tarball`);
 
+  const tar = await import('tar'); // only install needs it: the supervisor never loads it
   // First pass: list and vet every entry without writing anything.
   const versions = new Set<string>();
   let bad: string | undefined;

@@ -10,7 +10,6 @@ import { permanentVersion } from '../release/releases-file.ts';
 import { readCookie } from '../release/cookie.ts';
 import { alive } from '../release/process.ts';
 import { parseDuration } from '../runtime/env.ts';
-import { runSupervisor } from '../supervisor/index.ts';
 import { ControlError, request } from './client.ts';
 import { bytes, duration, table } from './format.ts';
 import { installCommand, releasesCommand } from './install.ts';
@@ -66,6 +65,7 @@ program
   .command('start')
   .description('start the release in the foreground (supervisor + workers); logs go to stdout and log/')
   .action(async () => {
+    const { runSupervisor } = await import('../supervisor/index.ts');
     await runSupervisor({ root, version, node, echo: process.env.SLIPWAY_DAEMON !== '1' });
   });
 

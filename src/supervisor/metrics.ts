@@ -1,10 +1,10 @@
 // Supervisor-side metrics: counters only the supervisor can know (worker crashes and restarts,
 // upgrades, rollbacks, ready workers, the serving release), plus the aggregation of every worker's
 // prom-client registry (collected over IPC as JSON, merged with AggregatorRegistry.aggregate).
-import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
+import type { AggregatorRegistry } from 'prom-client';
+import type { WorkerExit, WorkerProcess } from './worker.ts';
 
 type MetricJson = Parameters<typeof AggregatorRegistry.aggregate>[0][number];
-import type { WorkerExit, WorkerProcess } from './worker.ts';
 
 /** What the metrics need from the supervisor (kept structural: no import cycle). */
 export interface MetricsSource {
@@ -14,73 +14,29 @@ export interface MetricsSource {
   readyWorkers(version?: string): WorkerProcess[];
 }
 
+// Plain counters on the hot side; prom-client is loaded only when /metrics is asked for, so the
+// supervisor does not pay its memory and load time when nobody scrapes.
 export class SupervisorMetrics {
-  readonly registry = new Registry();
-  private crashes: Counter<'version'>;
-  private restarts: Counter;
-  private switches: Counter<'kind'>;
-  private upgrades: Counter;
-  private rollbacks: Counter;
+  private crashesByVersion = new Map<string, number>();
+  private restarts = 0;
+  private switches = new Map<string, number>();
+  private upgrades = 0;
+  private rollbacks = 0;
+  private readonly started = Date.now();
   crashCount = 0;
 
   constructor(
     private readonly sup: MetricsSource,
-    name: string,
-  ) {
-    const r = [this.registry];
-    this.crashes = new Counter({ name: 'slipway_worker_crashes_total', help: 'Workers that exited without being asked to (crash, uncaught error, heart kill)', labelNames: ['version'], registers: r });
-    this.restarts = new Counter({ name: 'slipway_worker_restarts_total', help: 'Workers started to replace a crashed one', registers: r });
-    this.switches = new Counter({ name: 'slipway_release_switches_total', help: 'Completed release switches by kind (upgrade, rollback, restart)', labelNames: ['kind'], registers: r });
-    this.upgrades = new Counter({ name: 'slipway_upgrades_total', help: 'Completed upgrades', registers: r });
-    this.rollbacks = new Counter({ name: 'slipway_rollbacks_total', help: 'Completed rollbacks (manual and automatic)', registers: r });
-    for (const c of [this.restarts, this.upgrades, this.rollbacks]) c.inc(0);
-    const src = this.sup;
-    new Gauge({
-      name: 'slipway_workers_ready',
-      help: 'Workers of the serving release that pass readiness',
-      registers: r,
-      collect() {
-        this.set(src.readyWorkers(src.current).length);
-      },
-    });
-    new Gauge({
-      name: 'slipway_workers',
-      help: 'Worker processes by state',
-      labelNames: ['state'],
-      registers: r,
-      collect() {
-        this.reset();
-        for (const s of ['booting', 'ready', 'draining']) this.set({ state: s }, src.workers.filter((w) => !w.exited && w.state === s).length);
-      },
-    });
-    new Gauge({
-      name: 'slipway_release_info',
-      help: 'The serving release (value 1)',
-      labelNames: ['name', 'version', 'node'],
-      registers: r,
-      collect() {
-        this.reset();
-        this.set({ name, version: src.current, node: process.version }, 1);
-      },
-    });
-    const started = Date.now();
-    new Gauge({
-      name: 'slipway_supervisor_uptime_seconds',
-      help: 'Seconds since the supervisor started',
-      registers: r,
-      collect() {
-        this.set((Date.now() - started) / 1000);
-      },
-    });
-  }
+    private readonly name: string,
+  ) {}
 
   /** Follow one worker: a replacement counts as a restart, an unexpected exit as a crash. */
   watch(w: WorkerProcess): void {
-    if (w.restarts > 0) this.restarts.inc();
+    if (w.restarts > 0) this.restarts++;
     w.on('exit', (exit: WorkerExit) => {
       if (exit.expected || this.sup.state === 'stopping') return;
       this.crashCount++;
-      this.crashes.inc({ version: w.version });
+      this.crashesByVersion.set(w.version, (this.crashesByVersion.get(w.version) ?? 0) + 1);
     });
     w.on('metrics-request', (id: number) => {
       void this.text().then(
@@ -91,9 +47,9 @@ export class SupervisorMetrics {
   }
 
   switched(kind: string): void {
-    this.switches.inc({ kind });
-    if (kind === 'upgrade') this.upgrades.inc();
-    if (kind === 'rollback') this.rollbacks.inc();
+    this.switches.set(kind, (this.switches.get(kind) ?? 0) + 1);
+    if (kind === 'upgrade') this.upgrades++;
+    if (kind === 'rollback') this.rollbacks++;
   }
 
   /** Prometheus text: every worker's metrics aggregated, then the supervisor's own. */
@@ -108,9 +64,32 @@ export class SupervisorMetrics {
       ),
     );
     const got = answers.filter((a): a is MetricJson => a !== undefined);
-    const parts: Registry[] = [];
+    const prom = await import('prom-client');
+    const { AggregatorRegistry, Registry } = 'Registry' in prom ? prom : (prom as { default: typeof prom }).default;
+    const parts: import('prom-client').Registry[] = [];
     if (got.length) parts.push(AggregatorRegistry.aggregate(got));
-    parts.push(this.registry);
+    parts.push(this.registry(prom));
     return (await Registry.merge(parts).metrics()) + '';
+  }
+
+  /** The supervisor's own metrics, as a fresh registry holding the current values. */
+  private registry(prom: typeof import('prom-client')): import('prom-client').Registry {
+    const { Counter, Gauge, Registry } = 'Registry' in prom ? prom : (prom as { default: typeof prom }).default;
+    const registry = new Registry();
+    const r = [registry];
+    const crashes = new Counter({ name: 'slipway_worker_crashes_total', help: 'Workers that exited without being asked to (crash, uncaught error, heart kill)', labelNames: ['version'], registers: r });
+    for (const [version, n] of this.crashesByVersion) crashes.inc({ version }, n);
+    new Counter({ name: 'slipway_worker_restarts_total', help: 'Workers started to replace a crashed one', registers: r }).inc(this.restarts);
+    const switches = new Counter({ name: 'slipway_release_switches_total', help: 'Completed release switches by kind (upgrade, rollback, restart)', labelNames: ['kind'], registers: r });
+    for (const [kind, n] of this.switches) switches.inc({ kind }, n);
+    new Counter({ name: 'slipway_upgrades_total', help: 'Completed upgrades', registers: r }).inc(this.upgrades);
+    new Counter({ name: 'slipway_rollbacks_total', help: 'Completed rollbacks (manual and automatic)', registers: r }).inc(this.rollbacks);
+    const src = this.sup;
+    new Gauge({ name: 'slipway_workers_ready', help: 'Workers of the serving release that pass readiness', registers: r }).set(src.readyWorkers(src.current).length);
+    const byState = new Gauge({ name: 'slipway_workers', help: 'Worker processes by state', labelNames: ['state'], registers: r });
+    for (const s of ['booting', 'ready', 'draining']) byState.set({ state: s }, src.workers.filter((w) => !w.exited && w.state === s).length);
+    new Gauge({ name: 'slipway_release_info', help: 'The serving release (value 1)', labelNames: ['name', 'version', 'node'], registers: r }).set({ name: this.name, version: src.current, node: process.version }, 1);
+    new Gauge({ name: 'slipway_supervisor_uptime_seconds', help: 'Seconds since the supervisor started', registers: r }).set((Date.now() - this.started) / 1000);
+    return registry;
   }
 }
