@@ -206,27 +206,6 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
   process.on('SIGTERM', () => void drain('SIGTERM'));
   process.on('SIGINT', () => void drain('SIGINT'));
 
-  // Listen: on the socket the supervisor hands us, or on PORT when run as plain node.
-  await new Promise<void>((resolve) => {
-    server.once('error', (err) => void failBoot(info, 'listen', `listen failed: ${err.message}`));
-    if (mode === 'worker') {
-      const fd = Number(process.env[WorkerEnv.listenFd] ?? 4);
-      server.listen({ fd }, resolve);
-    } else {
-      let port: number;
-      try {
-        port = env.int('PORT', 4000, { min: 0, max: 65535 });
-      } catch (err) {
-        void failBoot(info, 'config', (err as Error).message);
-        return;
-      }
-      server.listen({ port, host: env.string('HOST', '0.0.0.0') }, () => {
-        log.info({ address: server.address() }, 'listening');
-        resolve();
-      });
-    }
-  });
-
   if (mode === 'worker') {
     process.on('disconnect', () => void drain('supervisor disconnected'));
     process.on('message', (msg: ToWorker) => void onMessage(msg));
@@ -263,13 +242,38 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
     }
   }
 
-  // Readiness: checks must pass once before the worker says ready; then they run on an interval.
+  // Readiness: checks must pass once before the worker accepts a connection. A worker that is not
+  // ready never calls listen(2) on the shared socket, so it takes no request that a failed or
+  // aborted boot could cut; connections go to the ready workers or wait in the backlog.
   for (;;) {
     if (draining) return;
     await health.runChecks();
     if (health.checksPass()) break;
     await sleep(250);
   }
+  if (draining) return;
+
+  // Listen: on the socket the supervisor hands us, or on PORT when run as plain node.
+  await new Promise<void>((resolve) => {
+    server.once('error', (err) => void failBoot(info, 'listen', `listen failed: ${err.message}`));
+    if (mode === 'worker') {
+      const fd = Number(process.env[WorkerEnv.listenFd] ?? 4);
+      server.listen({ fd }, resolve);
+    } else {
+      let port: number;
+      try {
+        port = env.int('PORT', 4000, { min: 0, max: 65535 });
+      } catch (err) {
+        void failBoot(info, 'config', (err as Error).message);
+        return;
+      }
+      server.listen({ port, host: env.string('HOST', '0.0.0.0') }, () => {
+        log.info({ address: server.address() }, 'listening');
+        resolve();
+      });
+    }
+  });
+  if (draining) return;
   health.setState('ready');
   health.startLoop();
   log.info({ mode }, 'ready');

@@ -127,7 +127,7 @@ export class Supervisor {
       drainDelayMs: this.settings.drainDelayMs,
       heartIntervalMs: this.settings.heartIntervalMs,
       restarts,
-      onOutput: (text: string) => this.log?.write(text),
+      onOutput: (text: string | Buffer) => this.log?.write(text),
     };
   }
 
@@ -292,7 +292,8 @@ export class Supervisor {
         progress(`worker ${w.pid} ready`);
       }
     } catch (err) {
-      await Promise.all(fresh.map((w) => w.kill(true)));
+      // New workers that got ready have accepted connections: drain them. The others never listened.
+      await Promise.all(fresh.map((w) => (w.readyAt !== undefined ? w.stop(`${kind} aborted`) : w.kill(true))));
       this.state = 'running';
       this.opts.notify?.('READY=1');
       const msg = `${kind} to ${version} aborted: ${(err as Error).message}; ${from} still serving`;
