@@ -16,12 +16,22 @@ export interface RequestStore {
   route: string;
   /** Fields added to every log line of this request (req_id, trace_id, span_id, metadata). */
   fields: Record<string, unknown>;
+  /** Set by log.metadata() once it added fields (the request line then serializes them all). */
+  extended?: boolean;
 }
 
 export const requestStorage = new AsyncLocalStorage<RequestStore>();
 
 /** Where requestContextPlugin also leaves the route on the raw request (works without the context). */
 const ROUTE = Symbol.for('slipway.route');
+/** The request's store on the raw request, for requestContextPlugin (works without the context). */
+const STORE = Symbol.for('slipway.store');
+/**
+ * Set once requestContextPlugin is registered: it then puts x-request-id on the framework's reply
+ * (one more entry in the headers Fastify writes at once), which saves the worker a res.setHeader
+ * per request (Node then merges headers one by one in writeHead: a few µs).
+ */
+let headerByPlugin = false;
 
 export function currentRequest(): RequestStore | undefined {
   return requestStorage.getStore();
@@ -88,7 +98,7 @@ export interface RequestObserver {
 }
 
 export interface InstrumentOptions {
-  log: { info(obj: object, msg: string): void; isLevelEnabled(level: string): boolean; requestLine?: (fields: Record<string, unknown>, method: string, url: string, route: string, status: number, ms: number, aborted: boolean) => void };
+  log: { info(obj: object, msg: string): void; isLevelEnabled(level: string): boolean; requestLine?: (store: RequestStore, method: string, url: string, route: string, status: number, ms: number, aborted: boolean) => void };
   requestLog: boolean;
   observer?: RequestObserver;
   tracer?: RequestTracer;
@@ -136,7 +146,8 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
       spanId = newSpanId();
     }
     const store: RequestStore = { id, traceId, spanId, flags, route: '', fields: { req_id: id, trace_id: traceId, span_id: spanId } };
-    res.setHeader('x-request-id', id);
+    if (headerByPlugin) (req as unknown as Record<symbol, RequestStore>)[STORE] = store;
+    else res.setHeader('x-request-id', id);
     observer?.begin();
     res.on('close', () => {
       const route = store.route || (req as unknown as Record<symbol, string | undefined>)[ROUTE] || 'unmatched';
@@ -145,7 +156,7 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
       observer?.end(req.method ?? 'GET', route, status, ms / 1000);
       span?.end(status, route);
       if (!requestLog) return;
-      if (log.requestLine) log.requestLine(store.fields, req.method ?? 'GET', req.url ?? '/', route, status, ms, !res.writableFinished);
+      if (log.requestLine) log.requestLine(store, req.method ?? 'GET', req.url ?? '/', route, status, ms, !res.writableFinished);
       else if (log.isLevelEnabled('info')) {
         log.info(
           { ...store.fields, method: req.method, url: req.url, route, status, ms: Math.round(ms * 1000) / 1000, ...(res.writableFinished ? null : { aborted: true }) },
@@ -164,13 +175,20 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
  */
 export function requestContextPlugin() {
   type Req = { routeOptions?: { url?: string }; raw?: object };
-  type Instance = { addHook(name: 'onRequest', fn: (req: Req, reply: unknown, done: () => void) => void): unknown };
+  type Reply = { header?(name: string, value: string): unknown; raw?: { headersSent?: boolean; setHeader?(name: string, value: string): unknown } };
+  type Instance = { addHook(name: 'onRequest', fn: (req: Req, reply: Reply, done: () => void) => void): unknown };
   const plugin = async (app: Instance) => {
-    app.addHook('onRequest', (req, _reply, done) => {
+    headerByPlugin = true;
+    app.addHook('onRequest', (req, reply, done) => {
       const route = req.routeOptions?.url ?? '';
-      const s = requestStorage.getStore();
+      const raw = req.raw as Record<symbol, unknown> | undefined;
+      const s = requestStorage.getStore() ?? (raw?.[STORE] as RequestStore | undefined);
       if (s) s.route = route;
-      else if (req.raw) (req.raw as Record<symbol, string>)[ROUTE] = route;
+      else if (raw) raw[ROUTE] = route;
+      if (s && raw?.[STORE] === s) {
+        if (typeof reply.header === 'function') reply.header('x-request-id', s.id);
+        else reply.raw?.setHeader?.('x-request-id', s.id);
+      }
       done();
     });
   };

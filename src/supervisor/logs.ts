@@ -18,8 +18,8 @@ export class RotatingLog {
     this.size = fstatSync(this.fd).size;
   }
 
-  write(text: string): void {
-    const buf = Buffer.from(text);
+  write(text: string | Buffer): void {
+    const buf = typeof text === 'string' ? Buffer.from(text) : text;
     if (this.size > 0 && this.size + buf.length > this.maxBytes) this.rotate();
     writeSync(this.fd, buf);
     this.size += buf.length;
@@ -48,11 +48,19 @@ export class RotatingLog {
   }
 }
 
-/** Splits a stream into whole lines so that two workers' output never interleaves mid-line. */
-export function lineSplitter(onLines: (text: string) => void): { push(chunk: Buffer): void; flush(): void } {
+/**
+ * Splits a stream into whole lines so that two workers' output never interleaves mid-line. A chunk
+ * that ends a line with nothing held back is passed on as it is (no decode, no re-encode): workers
+ * write whole lines in batches, so that is nearly every chunk.
+ */
+export function lineSplitter(onLines: (text: string | Buffer) => void): { push(chunk: Buffer): void; flush(): void } {
   let rest = '';
   return {
     push(chunk) {
+      if (rest === '' && chunk.length > 0 && chunk[chunk.length - 1] === 0x0a) {
+        onLines(chunk);
+        return;
+      }
       const text = rest + chunk.toString('utf8');
       const cut = text.lastIndexOf('\n');
       if (cut < 0) {

@@ -18,7 +18,7 @@ export interface WorkerSpec {
   drainDelayMs: number;
   heartIntervalMs: number;
   restarts: number;
-  onOutput: (text: string) => void;
+  onOutput: (text: string | Buffer) => void;
 }
 
 export interface WorkerExit {
