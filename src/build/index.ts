@@ -105,10 +105,10 @@ export async function buildRelease(opts: BuildOptions): Promise<BuildResult> {
       external: externals,
     });
     progress('bundling the supervisor and control client');
-    // Split too: `start` loads the supervisor, the other commands only the control client.
+    // Two entries sharing chunks: supervisor.mjs (what `start` execs) and slipway.mjs (every other command).
     await runEsbuild({
       ...common,
-      entryPoints: { slipway: path.join(SLIPWAY_SRC, 'control', 'main.ts') },
+      entryPoints: { slipway: path.join(SLIPWAY_SRC, 'control', 'main.ts'), supervisor: path.join(SLIPWAY_SRC, 'supervisor', 'main.ts') },
       outdir: stage,
       splitting: true,
       chunkNames: 'lib/[name]-[hash]',

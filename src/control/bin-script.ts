@@ -50,6 +50,8 @@ export RELEASE_NODE
 
 case "$RELEASE_COMMAND" in
   help|-h|--help) shift 2>/dev/null || true; exec "$RELEASE_NODE" "$REL_VSN_DIR/slipway.mjs" --help ;;
+  start) if [ $# -eq 1 ]; then exec "$RELEASE_NODE" "$REL_VSN_DIR/supervisor.mjs"; fi
+         exec "$RELEASE_NODE" "$REL_VSN_DIR/slipway.mjs" "$@" ;;
   *) exec "$RELEASE_NODE" "$REL_VSN_DIR/slipway.mjs" "$@" ;;
 esac
 `;

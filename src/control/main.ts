@@ -80,7 +80,7 @@ program
     const logFile = path.join(rel.logDir, 'daemon.log');
     const fd = openSync(logFile, 'a');
     const startedAt = Date.now();
-    const child = spawn(node, [process.argv[1]!, 'start'], { detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, SLIPWAY_DAEMON: '1' } });
+    const child = spawn(node, [path.join(path.dirname(process.argv[1]!), 'supervisor.mjs')], { detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, SLIPWAY_DAEMON: '1' } });
     closeSync(fd);
     let exited: number | null | undefined;
     child.once('exit', (code) => (exited = code));
