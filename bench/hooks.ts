@@ -4,7 +4,7 @@
 // only to 127.0.0.1. Writes bench/hooks-results.md (machine + date).
 //   node --import tsx bench/hooks.ts [--seconds 8] [--rounds 3] [--connections 16]
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -109,11 +109,18 @@ try {
     row('on'),
     row('on-noctx'),
     '',
+    `Per round, throughput relative to hooks off in the same round: on ${results.on.map((r, i) => ((r.requests.average / results.off[i]!.requests.average) * 100).toFixed(0) + ' %').join(' / ')}; on-noctx ${results['on-noctx'].map((r, i) => ((r.requests.average / results.off[i]!.requests.average) * 100).toFixed(0) + ' %').join(' / ')}.`,
+    '',
     `Cost of logging + metrics + per-request async context (defaults): **${cost.toFixed(1)} %** of throughput. Without the per-request AsyncLocalStorage context (SLIPWAY_REQUEST_CONTEXT=off: request lines, trace ids in them, metrics all kept; app log lines inside a request lose the request's ids): **${costNoctx.toFixed(1)} %**. Budget: 10 %. Reproduce: \`node --import tsx bench/hooks.ts --seconds ${seconds} --rounds ${rounds} --connections ${connections}\`.`,
-    'The machine is shared (2 cores: load generator, supervisor and worker compete), so single rounds vary by a few percent; compare the medians.',
+    `The machine is shared (2 cores: load generator, supervisor and worker compete, and other engineers' benchmarks ran at the same time: load average ${os.loadavg().map((x) => x.toFixed(1)).join(' / ')} at the end of this run), so single rounds vary by tens of percent; compare the medians, and the per-round ratios of one round's modes.`,
     '',
   ].join('\n');
-  writeFileSync(path.join(here, 'hooks-results.md'), md);
+  // The hand-written analysis below the marker survives a re-run.
+  const file = path.join(here, 'hooks-results.md');
+  const MARK = '<!-- analysis (hand-written, kept by bench/hooks.ts) -->';
+  const old = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  const kept = old.includes(MARK) ? '\n' + old.slice(old.indexOf(MARK)) : '';
+  writeFileSync(file, md + kept);
   process.stdout.write(md);
 } finally {
   cleanup();
