@@ -5,12 +5,12 @@
 //   node --import tsx bench/hooks.ts [--seconds 8] [--rounds 3] [--connections 16]
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tar from 'tar';
 import { buildRelease } from '../src/build/index.ts';
+import { freePort } from '../src/release/process.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const arg = (name: string, def: number) => {
@@ -30,16 +30,6 @@ const acModule = 'autocannon';
 type AcResult = { requests: { average: number; total: number }; latency: { p50: number; p99: number }; errors: number; non2xx: number };
 const autocannon = ((await import(acModule)) as { default: (o: Record<string, unknown>) => Promise<AcResult> }).default;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'slipway-bench-hooks-'));
 let running: string | undefined;

@@ -1,9 +1,12 @@
 // Every process and directory a benchmark creates is registered here and torn down at the end,
 // whatever happened: normal end, a thrown error, Ctrl-C or SIGTERM. Cleanups run LIFO; pids that
 // are still registered when the process exits anyway are SIGKILLed synchronously.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { alive, childPids } from '../../src/release/process.ts';
+
+export { alive, childPids };
 
 type Cleanup = { name: string; fn: () => Promise<void> | void };
 const cleanups: Cleanup[] = [];
@@ -69,27 +72,7 @@ export function tempDir(prefix: string): string {
   return dir;
 }
 
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
 
-/** Direct children of a pid, from /proc. */
-export function childPids(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
 
 /** All descendants of a pid (children, grandchildren, …). */
 export function descendants(pid: number): number[] {

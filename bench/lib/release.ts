@@ -5,12 +5,14 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import path from 'node:path';
 import * as tar from 'tar';
 import { buildRelease, type BuildResult } from '../../src/build/index.ts';
 import { alive, descendants, killAll, onCleanup, sleep, tempDir, trackPid, untrackPid } from './cleanup.ts';
 import { REPO } from './results.ts';
+import { freePort } from '../../src/release/process.ts';
+
+export { freePort };
 
 export const ORDERS = path.join(REPO, 'examples', 'orders');
 
@@ -48,16 +50,6 @@ export function buildOrders(version: string): Promise<BuildResult> {
   return b;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 export interface RunResult {
   code: number;

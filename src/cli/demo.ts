@@ -5,7 +5,6 @@
 // feature flag on, and last its kill switch (flags set new_pricing off). Prints the verdicts and the
 // report's path, stops everything it started, exits 0 when every SLO holds (99 otherwise).
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,28 +16,12 @@ import { DEFAULT_MIX, parseMix } from '../drill/loadgen.ts';
 import { writeReport } from '../drill/report.ts';
 import { runDrill } from '../drill/run.ts';
 import { DEFAULT_SLOS, FLAG_SLO, resolveSlos } from '../drill/slo.ts';
-import { alive, Target } from '../drill/target.ts';
+import { Target } from '../drill/target.ts';
+import { alive, childPids, freePort } from '../release/process.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
-function childPids(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
 
 export interface DemoOptions {
   app: string;

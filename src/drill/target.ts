@@ -4,6 +4,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { SupervisorInfo, SupervisorStatus } from '../protocol.ts';
 import { assertLoopback } from './loadgen.ts';
+import { alive } from '../release/process.ts';
+
+export { alive };
 
 export interface CmdResult {
   code: number;
@@ -67,18 +70,6 @@ export class Target {
   }
 }
 
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
 
 export function parentPid(pid: number): number | undefined {
   try {
