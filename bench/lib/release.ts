@@ -3,7 +3,7 @@
 // upgrade; the same bundle run as plain node (standalone mode binds PORT itself). Every process
 // is registered for cleanup.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import * as tar from 'tar';
@@ -11,6 +11,7 @@ import { buildRelease, type BuildResult } from '../../src/build/index.ts';
 import { alive, descendants, killAll, onCleanup, sleep, tempDir, trackPid, untrackPid } from './cleanup.ts';
 import { REPO } from './results.ts';
 import { freePort } from '../../src/release/process.ts';
+import { ReleaseRoot } from '../../src/release/layout.ts';
 
 export { freePort };
 
@@ -136,11 +137,7 @@ export class Deployed {
   }
 
   pidFromFile(): number | undefined {
-    try {
-      return JSON.parse(readFileSync(path.join(this.root, 'tmp', 'supervisor.json'), 'utf8')).pid as number;
-    } catch {
-      return undefined;
-    }
+    return new ReleaseRoot(this.root).info()?.pid;
   }
 
   private track(pid: number): void {

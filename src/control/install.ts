@@ -72,7 +72,7 @@ export async function installTarball(rel: ReleaseRoot, appName: string, tarball:
   const vsn = [...versions][0]!;
   if (!VERSION_PATTERN.test(vsn)) throw new Error(`install: bad version name "${vsn}"`);
   if (existsSync(rel.versionDir(vsn)) && !opts.force) throw new Error(`install: release ${vsn} is already installed (use --force to replace it)`);
-  if (opts.force && (permanentVersion(rel) === vsn || currentVersion(rel) === vsn)) throw new Error(`install: release ${vsn} is running or permanent; it cannot be replaced`);
+  if (opts.force && (permanentVersion(rel) === vsn || rel.info()?.version === vsn)) throw new Error(`install: release ${vsn} is running or permanent; it cannot be replaced`);
 
   const tmp = mkdtempSync(path.join(rel.releasesDir, '.install-'));
   try {
@@ -95,20 +95,13 @@ export async function installTarball(rel: ReleaseRoot, appName: string, tarball:
     renameSync(dir, rel.versionDir(vsn));
     setState(rel, vsn, 'unpacked', `installed from ${path.basename(tarball)}`);
     const keep = Number(process.env.SLIPWAY_KEEP_RELEASES) || manifest.settings.keepReleases;
-    const pruned = pruneReleases(rel, keep, [vsn, currentVersion(rel) ?? '']);
+    const pruned = pruneReleases(rel, keep, [vsn, rel.info()?.version ?? '']);
     return { name: manifest.name, version: vsn, path: rel.versionDir(vsn), pruned };
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
 }
 
-function currentVersion(rel: ReleaseRoot): string | undefined {
-  try {
-    return (JSON.parse(readFileSync(rel.infoFile, 'utf8')) as { version: string }).version;
-  } catch {
-    return undefined;
-  }
-}
 
 export function installCommand(program: Command, rel: ReleaseRoot, name: string, die: Die): void {
   program
@@ -136,7 +129,7 @@ export function releasesCommand(program: Command, rel: ReleaseRoot, name: string
     .option('--json', 'print JSON')
     .action((opts: { json?: boolean }) => {
       const file = readReleases(rel);
-      const serving = currentVersion(rel);
+      const serving = rel.info()?.version;
       if (opts.json) return void process.stdout.write(JSON.stringify({ serving: serving ?? null, releases: file.releases }, null, 2) + '\n');
       const rows = [['VERSION', 'STATE', 'INSTALLED', 'CHANGED', 'NOTE']];
       for (const r of file.releases) rows.push([(r.version === serving ? '* ' : '  ') + r.version, r.state, r.installedAt, r.changedAt, r.note ?? '']);

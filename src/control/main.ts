@@ -4,7 +4,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync } fr
 import net from 'node:net';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import type { SupervisorInfo, SupervisorStatus } from '../protocol.ts';
+import type { SupervisorStatus } from '../protocol.ts';
 import { ReleaseRoot } from '../release/layout.ts';
 import { permanentVersion } from '../release/releases-file.ts';
 import { readCookie } from '../release/cookie.ts';
@@ -15,6 +15,7 @@ import { bytes, duration, table } from './format.ts';
 import { installCommand, releasesCommand } from './install.ts';
 import { logsCommand } from './logs.ts';
 import { hooksCommands } from './hooks.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const root = process.env.RELEASE_ROOT ?? path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
 const rel = new ReleaseRoot(root);
@@ -45,15 +46,7 @@ async function call(cmd: Parameters<typeof request>[1], args: Record<string, unk
   }
 }
 
-function readInfo(): SupervisorInfo | undefined {
-  try {
-    return JSON.parse(readFileSync(rel.infoFile, 'utf8')) as SupervisorInfo;
-  } catch {
-    return undefined;
-  }
-}
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const program = new Command(name)
   .description(`Control script of the ${name} release (Slipway). Every command sources releases/VSN/env.sh first.`)
@@ -215,7 +208,7 @@ for (const which of ['health', 'ready'] as const) {
     .option('--quiet', 'print nothing')
     .option('--timeout <duration>', 'request timeout', '2s')
     .action(async (opts: { quiet?: boolean; timeout: string }) => {
-      const info = readInfo();
+      const info = rel.info();
       if (!info) die('not running (no tmp/supervisor.json)', 3);
       const settings = rel.manifest(info.version).settings;
       const host = info.host === '0.0.0.0' ? '127.0.0.1' : info.host === '::' ? '[::1]' : info.host.includes(':') ? `[${info.host}]` : info.host;

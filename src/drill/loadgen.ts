@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { Connection, ConnectionPool, type Sender } from './http1.ts';
 import * as hdr from 'hdr-histogram-js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export const OUTCOMES = ['ok', 'refused', 'reset', 'timeout', 'non-2xx', 'other'] as const;
 export type Outcome = (typeof OUTCOMES)[number];
@@ -169,7 +170,6 @@ export function classify(err: unknown): number {
   return 5;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function startLoad(opts: LoadOptions): RunningLoad {
   const url = new URL(opts.origin);

@@ -8,6 +8,7 @@ import { lastVariantAt, recovery, releasesBetween, summarize, switches, variants
 import { startLoad, type LoadResult, type Route, type RunningLoad } from './loadgen.ts';
 import { formatValue, holds, METRICS, type Threshold } from './slo.ts';
 import { alive, parentPid, type Target } from './target.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export const SCENARIOS = ['kill', 'upgrade', 'rollback', 'bad-release', 'flag', 'all'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
@@ -129,7 +130,6 @@ export interface DrillReport {
 
 export class DrillError extends Error {}
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function runDrill(o: DrillOptions): Promise<DrillReport> {
   const say = o.progress ?? (() => undefined);

@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { SupervisorInfo, SupervisorStatus } from '../protocol.ts';
 import { assertLoopback } from './loadgen.ts';
 import { alive } from '../release/process.ts';
+import { ReleaseRoot } from '../release/layout.ts';
 
 export { alive };
 
@@ -44,11 +45,7 @@ export class Target {
   }
 
   info(): SupervisorInfo | undefined {
-    try {
-      return JSON.parse(readFileSync(path.join(this.root, 'tmp', 'supervisor.json'), 'utf8')) as SupervisorInfo;
-    } catch {
-      return undefined;
-    }
+    return new ReleaseRoot(this.root).info();
   }
 
   async status(): Promise<SupervisorStatus | undefined> {

@@ -1,6 +1,7 @@
 // The release on disk: where things are, and the manifest each release directory carries.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import type { SupervisorInfo } from '../protocol.ts';
 
 export interface ReleaseSettings {
   name: string;
@@ -76,6 +77,14 @@ export class ReleaseRoot {
   }
   envSh(vsn: string) {
     return path.join(this.versionDir(vsn), 'env.sh');
+  }
+  /** tmp/supervisor.json of the running supervisor, or undefined when none runs. */
+  info(): SupervisorInfo | undefined {
+    try {
+      return JSON.parse(readFileSync(this.infoFile, 'utf8')) as SupervisorInfo;
+    } catch {
+      return undefined;
+    }
   }
   manifest(vsn: string): ReleaseManifest {
     return JSON.parse(readFileSync(path.join(this.versionDir(vsn), 'release.json'), 'utf8')) as ReleaseManifest;

@@ -20,6 +20,7 @@ import { MetricsEndpoint, WorkerMetrics } from './metrics.ts';
 import { flags, initFlags } from './flags.ts';
 import { initTracing, shutdownTracing } from './tracing.ts';
 import type { AppContext, AppDefinition, AppInstance, ReleaseInfo, RunMode } from './app.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 declare const __SLIPWAY_BUILD__: { name: string; version: string; env: string } | undefined;
 
@@ -131,7 +132,7 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
 
   const scope = makeScope(ctx, instance);
 
-  if (mode === 'eval' || mode === 'migrate') {
+  if (oneShot) {
     const expr = mode === 'migrate' ? 'Release.migrate()' : process.env[WorkerEnv.evalExpr] ?? '';
     let code = 0;
     try {
@@ -358,9 +359,6 @@ async function openRemote(msg: Extract<ToWorker, { t: 'remote' }>, scope: Record
   });
 }
 
-function sleep(ms: number): Promise<void> {
-  return ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve();
-}
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let t: NodeJS.Timeout;

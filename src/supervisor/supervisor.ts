@@ -11,9 +11,10 @@ import { readReleases, setState, permanentVersion, pruneReleases } from '../rele
 import type { Settings } from './settings.ts';
 import { bindListenSocket, type ListenSocket } from './sockets.ts';
 import { RotatingLog, lineSplitter } from './logs.ts';
-import { WorkerProcess, type WorkerExit } from './worker.ts';
+import { WorkerProcess, appArgv, type WorkerExit } from './worker.ts';
 import { SwitchError, type SwitchKind } from './errors.ts';
 import { SupervisorMetrics } from './metrics.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface SupervisorOptions {
   rel: ReleaseRoot;
@@ -83,8 +84,7 @@ export class Supervisor {
     mkdirSync(rel.tmpDir, { recursive: true, mode: 0o700 });
     this.log = new RotatingLog(path.join(rel.logDir, `${settings.name}.log`), settings.logMaxBytes, settings.logGenerations, this.opts.echo);
     this.listen = await bindListenSocket(settings.host, settings.port);
-    const info: SupervisorInfo = { pid: process.pid, name: settings.name, version: this.current, host: this.listen.host, port: this.listen.port, startedAt: new Date(this.startedAt).toISOString() };
-    writeFileSync(rel.infoFile, JSON.stringify(info) + '\n');
+    this.writeInfo();
     writeFileSync(path.join(rel.tmpDir, `${settings.name}.pid`), `${process.pid}\n`);
     rmSync(rel.lastExitFile, { force: true });
     this.event(`supervisor started: ${settings.name} ${this.current}, ${settings.workers} worker(s) on ${this.listen.host}:${this.listen.port}${this.listen.activated ? ' (socket activation)' : ''}`);
@@ -222,7 +222,7 @@ export class Supervisor {
   runMigrations(version: string, progress: Progress): Promise<void> {
     progress(`running migrations of ${version} (migration gate)`);
     return new Promise((resolve, reject) => {
-      const child = spawn('/bin/sh', ['-c', '. "$0" && exec "$@"', this.rel.envSh(version), this.opts.node, ...this.settings.nodeFlags, this.rel.appEntry(version)], {
+      const child = spawn('/bin/sh', appArgv(this.rel.envSh(version), this.opts.node, this.settings.nodeFlags, this.rel.appEntry(version)), {
         stdio: ['ignore', 'pipe', 'pipe'],
         env: { ...process.env, RELEASE_ROOT: this.rel.root, RELEASE_VSN: version, SLIPWAY_MODE: 'migrate' },
       });
@@ -465,6 +465,3 @@ function firstLine(s: string): string {
   return s.split('\n')[0]!.trim();
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}

@@ -21,6 +21,14 @@ export interface WorkerSpec {
   onOutput: (text: string | Buffer) => void;
 }
 
+/**
+ * argv that runs a release's app bundle the way every bin/APP command does: sh sources the
+ * release's env.sh, then execs node (inherited fds, e.g. IPC on 3 and the socket on 4, survive).
+ */
+export function appArgv(envSh: string, node: string, nodeFlags: string[], appEntry: string): string[] {
+  return ['-c', '. "$0" && exec "$@"', envSh, node, ...nodeFlags, appEntry];
+}
+
 export interface WorkerExit {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -58,9 +66,7 @@ export class WorkerProcess extends EventEmitter {
     this.id = spec.id;
     this.version = spec.version;
     this.restarts = spec.restarts;
-    // sh sources the release's env.sh (as every bin/APP command does), then execs node; the IPC
-    // channel (fd 3) and the listening socket (fd 4) survive the exec.
-    this.child = spawn('/bin/sh', ['-c', '. "$0" && exec "$@"', spec.envSh, spec.node, ...spec.nodeFlags, spec.appEntry], {
+    this.child = spawn('/bin/sh', appArgv(spec.envSh, spec.node, spec.nodeFlags, spec.appEntry), {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc', spec.listenFd],
       env: {
         ...spec.env,

@@ -2,13 +2,15 @@
 // target host, away from the source tree), run bin/orders commands, and clean up every process
 // and directory afterwards, even when a test fails.
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tar from 'tar';
 import { buildRelease, type BuildResult } from '../../src/build/index.ts';
 import { alive, childPids, freePort } from '../../src/release/process.ts';
+import { ReleaseRoot } from '../../src/release/layout.ts';
+import type { SupervisorInfo } from '../../src/protocol.ts';
 
 export { alive, childPids, freePort };
 
@@ -119,14 +121,8 @@ export class Deployed {
     return { child, exited, output: () => ({ stdout, stderr }) };
   }
 
-  info(): { pid: number; port: number; version: string } | undefined {
-    const f = path.join(this.root, 'tmp', 'supervisor.json');
-    if (!existsSync(f)) return undefined;
-    try {
-      return JSON.parse(readFileSync(f, 'utf8'));
-    } catch {
-      return undefined;
-    }
+  info(): SupervisorInfo | undefined {
+    return new ReleaseRoot(this.root).info();
   }
 
   private track(pid: number): void {
