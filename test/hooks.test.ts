@@ -105,6 +105,10 @@ test('a traceparent: the same trace id in the request log line and in the export
   const reqId = r.headers['x-request-id'] as string;
   const line = await waitFor('the request log line', () => logLines().find((l) => l.msg === 'request' && l.req_id === reqId));
   assert.equal(line.trace_id, traceId);
+  // The app's own line, written after the handler's database awaits, carries the same ids.
+  const created = await waitFor('the app log line of that request', () => logLines().find((l) => l.msg === 'order created' && l.req_id === reqId));
+  assert.equal(created.trace_id, traceId);
+  assert.equal(created.span_id, line.span_id);
   assert.equal(line.route, '/orders');
   assert.equal(line.status, 201);
   assert.equal(line.release, '1.0.0');

@@ -2,9 +2,11 @@
 // route, and the metadata `log.metadata()` adds. `instrumentServer` wraps an http.Server so that
 // every request runs inside its context, gets one log line, one histogram sample and (when OTel
 // export is on) one server span. The hot path is a handful of property writes and one log call.
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomFillSync } from 'node:crypto';
+import diagnostics from 'node:diagnostics_channel';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { AsyncHooksContextStorage, PromiseContextStorage, type ContextMode, type ContextStorage } from './request-storage.ts';
 
 export interface RequestStore {
   id: string;
@@ -15,15 +17,60 @@ export interface RequestStore {
   /** The route template (e.g. "/orders/:id") once the framework knows it. */
   route: string;
   /** Fields added to every log line of this request (req_id, trace_id, span_id, metadata). */
-  fields: Record<string, unknown>;
+  readonly fields: Record<string, unknown>;
   /** Set by log.metadata() once it added fields (the request line then serializes them all). */
   extended?: boolean;
 }
 
-export const requestStorage = new AsyncLocalStorage<RequestStore>();
+/** One per request; the log fields object is made only when a log line or log.metadata() asks. */
+class RequestContext implements RequestStore {
+  route = '';
+  extended = false;
+  private extra: Record<string, unknown> | undefined;
+  /** Instrumentation state (not part of RequestStore); req/res are dropped once logged. */
+  started: number;
+  span: ReturnType<RequestTracer['start']> | undefined;
+  req: IncomingMessage | undefined;
+  res: ServerResponse | undefined;
+  constructor(
+    readonly id: string,
+    readonly traceId: string,
+    readonly spanId: string,
+    readonly flags: string,
+    started: number,
+    span: ReturnType<RequestTracer['start']> | undefined,
+    req: IncomingMessage,
+    res: ServerResponse,
+  ) {
+    this.started = started;
+    this.span = span;
+    this.req = req;
+    this.res = res;
+  }
+  get fields(): Record<string, unknown> {
+    return (this.extra ??= { req_id: this.id, trace_id: this.traceId, span_id: this.spanId });
+  }
+}
 
-/** Where requestContextPlugin also leaves the route on the raw request (works without the context). */
-const ROUTE = Symbol.for('slipway.route');
+/**
+ * The current request's store (see request-storage.ts for the modes). A live binding: the worker
+ * picks the mode (SLIPWAY_REQUEST_CONTEXT) before the server is instrumented.
+ */
+export let requestStorage: ContextStorage<RequestStore> = new PromiseContextStorage<RequestStore>();
+let contextMode: ContextMode = 'promises';
+
+export function setContextMode(mode: ContextMode): void {
+  if (mode === contextMode) return;
+  if (requestStorage instanceof PromiseContextStorage) requestStorage.disable();
+  requestStorage = mode === 'async-hooks' ? new AsyncHooksContextStorage<RequestStore>() : new PromiseContextStorage<RequestStore>();
+  contextMode = mode;
+}
+
+/** `fn` bound to the current request's context, for callback APIs started while serving it. */
+export function bindRequest<F extends (...args: never[]) => unknown>(fn: F): F {
+  return requestStorage.bind(fn);
+}
+
 /** The request's store on the raw request, for requestContextPlugin (works without the context). */
 const STORE = Symbol.for('slipway.store');
 /**
@@ -103,70 +150,116 @@ export interface InstrumentOptions {
   observer?: RequestObserver;
   tracer?: RequestTracer;
   /**
-   * Run each request inside its AsyncLocalStorage context (default true): app log lines written
-   * while serving it carry its ids and metadata. On Node 20 this costs a few µs per request
-   * (async hooks); false keeps the request line, metrics and spans, without that propagation.
+   * How the request's context follows its async work (request-storage.ts): "promises" (default),
+   * "async-hooks" (AsyncLocalStorage) or "off" (the request line, metrics and spans stay; app log
+   * lines after the first await lose the request's ids). true/false = "promises"/"off".
    */
-  context?: boolean;
+  context?: ContextMode | boolean;
   /** Answer this path before the app sees it (e.g. "/metrics"). */
   intercept?: { path: string; handle(req: IncomingMessage, res: ServerResponse): void };
 }
 
-/** Wrap `server.emit('request')`: every request runs inside its RequestStore. */
+/** Sockets' requests whose response has not finished yet (usually 0 or 1; more when pipelined). */
+const OPEN = Symbol('slipway.open');
+type TrackedSocket = Socket & { [OPEN]?: RequestContext[] };
+type TrackedRequest = IncomingMessage & { [STORE]?: RequestContext };
+
+/**
+ * Instrument an http.Server: every request runs inside its RequestStore (AsyncLocalStorage), and
+ * gets one log line, one histogram sample and (when OTel export is on) one server span when its
+ * response finishes, or when its connection closes first ("aborted").
+ *
+ * Why not a 'close' listener per response: the end of a response is observed through Node's own
+ * `http.server.response.finish` diagnostics channel and one 'close' listener per connection, so a
+ * keep-alive connection's requests add no listener and no closure; this is the hot path of every
+ * request, and measured in bench/hooks.ts.
+ */
 export function instrumentServer(server: Server, opts: InstrumentOptions): void {
   const emit = server.emit;
   const { log, requestLog, observer, tracer, intercept } = opts;
-  const useContext = opts.context !== false;
-  const emitRequest = emit as (this: Server, e: string, ...a: unknown[]) => boolean;
-  server.emit = function (this: Server, event: string | symbol, ...args: unknown[]): boolean {
-    if (event !== 'request') return emit.apply(this, [event, ...args] as Parameters<typeof emit>);
-    const req = args[0] as IncomingMessage;
-    const res = args[1] as ServerResponse;
-    if (intercept && req.url === intercept.path) {
+  const mode: ContextMode = opts.context === undefined || opts.context === true ? 'promises' : opts.context === false ? 'off' : opts.context;
+  const useContext = mode !== 'off';
+  if (useContext) setContextMode(mode);
+  const interceptPath = intercept?.path;
+
+  const finish = (store: RequestContext, aborted: boolean): void => {
+    const req = store.req as TrackedRequest;
+    const res = store.res!;
+    store.req = store.res = undefined;
+    req[STORE] = undefined;
+    const route = store.route || 'unmatched';
+    const status = res.statusCode;
+    const ms = performance.now() - store.started;
+    observer?.end(req.method ?? 'GET', route, status, ms / 1000);
+    store.span?.end(status, route);
+    if (!requestLog) return;
+    if (log.requestLine) log.requestLine(store, req.method ?? 'GET', req.url ?? '/', route, status, ms, aborted);
+    else if (log.isLevelEnabled('info')) {
+      log.info({ ...store.fields, method: req.method, url: req.url, route, status, ms: Math.round(ms * 1000) / 1000, ...(aborted ? { aborted: true } : null) }, 'request');
+    }
+  };
+  const onFinish = (message: unknown): void => {
+    const m = message as { request: TrackedRequest; socket: TrackedSocket; server: Server };
+    const store = m.request[STORE];
+    if (m.server !== server || store === undefined) return;
+    const open = m.socket[OPEN];
+    if (open !== undefined) {
+      const i = open.indexOf(store);
+      if (i >= 0) open.splice(i, 1);
+    }
+    finish(store, false);
+  };
+  diagnostics.subscribe('http.server.response.finish', onFinish);
+  server.once('close', () => diagnostics.unsubscribe('http.server.response.finish', onFinish));
+  // A response that never finished (client gone, socket destroyed, stop timeout) is logged when
+  // its connection closes.
+  function onSocketClose(this: TrackedSocket): void {
+    const open = this[OPEN];
+    this[OPEN] = undefined;
+    if (open) for (const store of open) if (store.req) finish(store, true);
+  }
+
+  server.emit = function (this: Server, event: string | symbol, a?: unknown, b?: unknown): boolean {
+    // eslint-disable-next-line prefer-rest-params -- apply(this, arguments) allocates nothing
+    if (event !== 'request') return emit.apply(this, arguments as unknown as Parameters<typeof emit>);
+    const req = a as TrackedRequest;
+    const res = b as ServerResponse;
+    if (interceptPath !== undefined && req.url === interceptPath) {
       if (!this.listening) res.setHeader('connection', 'close');
-      intercept.handle(req, res);
+      intercept!.handle(req, res);
       return true;
     }
     const started = performance.now();
     const given = req.headers['x-request-id'];
     const id = typeof given === 'string' && given.length > 0 && given.length <= 64 ? given : nextRequestId();
-    let traceId: string;
-    let spanId: string;
-    let flags: string;
-    let span: ReturnType<RequestTracer['start']> | undefined;
+    let store: RequestContext;
     if (tracer) {
-      span = tracer.start(req);
-      traceId = span.traceId;
-      spanId = span.spanId;
-      flags = span.flags;
+      const span = tracer.start(req);
+      store = new RequestContext(id, span.traceId, span.spanId, span.flags, started, span, req, res);
     } else {
       const parent = parseTraceparent(req.headers.traceparent);
-      traceId = parent ? parent.traceId : newTraceId();
-      flags = parent ? parent.flags : '00';
-      spanId = newSpanId();
+      store = parent ? new RequestContext(id, parent.traceId, newSpanId(), parent.flags, started, undefined, req, res) : new RequestContext(id, newTraceId(), newSpanId(), '00', started, undefined, req, res);
     }
-    const store: RequestStore = { id, traceId, spanId, flags, route: '', fields: { req_id: id, trace_id: traceId, span_id: spanId } };
-    if (headerByPlugin) (req as unknown as Record<symbol, RequestStore>)[STORE] = store;
-    else res.setHeader('x-request-id', id);
+    req[STORE] = store;
+    if (!headerByPlugin) res.setHeader('x-request-id', id);
+    const socket = req.socket as TrackedSocket;
+    const open = socket[OPEN];
+    if (open === undefined) {
+      socket[OPEN] = [store];
+      socket.once('close', onSocketClose);
+    } else open.push(store);
     observer?.begin();
-    res.on('close', () => {
-      const route = store.route || (req as unknown as Record<symbol, string | undefined>)[ROUTE] || 'unmatched';
-      const status = res.statusCode;
-      const ms = performance.now() - started;
-      observer?.end(req.method ?? 'GET', route, status, ms / 1000);
-      span?.end(status, route);
-      if (!requestLog) return;
-      if (log.requestLine) log.requestLine(store, req.method ?? 'GET', req.url ?? '/', route, status, ms, !res.writableFinished);
-      else if (log.isLevelEnabled('info')) {
-        log.info(
-          { ...store.fields, method: req.method, url: req.url, route, status, ms: Math.round(ms * 1000) / 1000, ...(res.writableFinished ? null : { aborted: true }) },
-          'request',
-        );
-      }
-    });
-    const run = useContext ? () => requestStorage.run(store, () => emitRequest.call(this, 'request', req, res)) : () => emitRequest.call(this, 'request', req, res);
-    return span ? span.run(run) : run();
+    if (store.span) {
+      const span = store.span;
+      return span.run(() => (useContext ? requestStorage.run(store, emitRequest, this, emit as Emit, req, res) : emitRequest(this, emit as Emit, req, res)));
+    }
+    return useContext ? requestStorage.run(store, emitRequest, this, emit as Emit, req, res) : emitRequest(this, emit as Emit, req, res);
   } as typeof server.emit;
+}
+
+type Emit = (this: Server, event: string, req: IncomingMessage, res: ServerResponse) => boolean;
+function emitRequest(server: Server, emit: Emit, req: IncomingMessage, res: ServerResponse): boolean {
+  return emit.call(server, 'request', req, res);
 }
 
 /**
@@ -180,12 +273,10 @@ export function requestContextPlugin() {
   const plugin = async (app: Instance) => {
     headerByPlugin = true;
     app.addHook('onRequest', (req, reply, done) => {
-      const route = req.routeOptions?.url ?? '';
-      const raw = req.raw as Record<symbol, unknown> | undefined;
-      const s = requestStorage.getStore() ?? (raw?.[STORE] as RequestStore | undefined);
-      if (s) s.route = route;
-      else if (raw) raw[ROUTE] = route;
-      if (s && raw?.[STORE] === s) {
+      // The instrumented server left the request's store on the raw request.
+      const s = (req.raw as Record<symbol, RequestStore | undefined> | undefined)?.[STORE];
+      if (s) {
+        s.route = req.routeOptions?.url ?? '';
         if (typeof reply.header === 'function') reply.header('x-request-id', s.id);
         else reply.raw?.setHeader?.('x-request-id', s.id);
       }

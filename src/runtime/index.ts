@@ -5,7 +5,7 @@ export { ConnectionTracker } from './drain.ts';
 export { createLogger, type Logger } from './log.ts';
 export { defineApp, fromFastify, type AppContext, type AppDefinition, type AppInstance, type MigrationReport, type ReleaseInfo, type RunMode } from './app.ts';
 export { runApp, evaluate, toJson } from './worker.ts';
-export { currentRequest, currentRequestId, setRoute, traceHeaders, requestContextPlugin, type RequestStore } from './context.ts';
+export { bindRequest, currentRequest, currentRequestId, setRoute, traceHeaders, requestContextPlugin, type RequestStore } from './context.ts';
 export { flags, FlagStore, FileFlagProvider, type FlagRule } from './flags.ts';
 export { withSpan, queryTracing, tracingEnabled } from './tracing.ts';
 export { FileReporter, WebhookReporter, installCrashHandlers, type CrashReport, type CrashReporter } from './crash.ts';

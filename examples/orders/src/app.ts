@@ -79,6 +79,8 @@ export default defineApp<Config>({
           const prior = await db.selectFrom('orders').selectAll().where('idempotency_key', '=', idempotencyKey).executeTakeFirstOrThrow();
           return replay(prior.request_hash === hash, prior, reply);
         }
+        // After the awaits above: still carries this request's req_id and trace_id.
+        log.info({ order_id: order.id, quantity: order.quantity, pricing: newPricing ? 'new' : 'classic' }, 'order created');
         return reply.code(201).send(publicOrder(order));
       },
     );

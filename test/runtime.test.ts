@@ -1,0 +1,198 @@
+// The runtime's per-request hot path, in process, on real sockets: context through awaits (both
+// context modes), one request line per request (finished, aborted, pipelined), the metrics path
+// left alone, and the batched fd writer against a slow reader.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import http from 'node:http';
+import net from 'node:net';
+import { after, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { bindRequest, currentRequest, instrumentServer, requestStorage, setContextMode } from '../src/runtime/context.ts';
+import { createLogger } from '../src/runtime/log.ts';
+import { AsyncHooksContextStorage, PromiseContextStorage, parseContextMode } from '../src/runtime/request-storage.ts';
+
+type Line = Record<string, unknown>;
+
+function logger(lines: Line[]) {
+  return createLogger({ name: 'orders', version: '9.9.9', write: (text) => text.split('\n').filter(Boolean).forEach((l) => lines.push(JSON.parse(l) as Line)) });
+}
+
+const storages: Array<[string, <T extends object>() => PromiseContextStorage<T> | AsyncHooksContextStorage<T>]> = [
+  ['PromiseContextStorage', () => new PromiseContextStorage()],
+  ['AsyncHooksContextStorage', () => new AsyncHooksContextStorage()],
+];
+for (const [name, make] of storages) {
+  describe(name, () => {
+    it('each of 200 concurrent runs sees its own store after awaits, timers, Promise.all and async iteration; nothing outside', async () => {
+      const s = make<{ id: number }>();
+      let wrong = 0;
+      const check = (id: number) => void (s.getStore()?.id !== id && wrong++);
+      let shared: Promise<unknown> | undefined;
+      const handler = async (id: number) => {
+        check(id);
+        await sleep(Math.random() * 5);
+        check(id);
+        await Promise.all([sleep(1), (async () => (await null, check(id)))()]);
+        check(id);
+        await (shared ??= sleep(3));
+        check(id);
+        await Promise.reject(new Error('x')).catch(() => check(id));
+        await new Promise<void>((r) => setImmediate(r));
+        check(id);
+        for await (const _ of (async function* () {
+          yield 1;
+          await sleep(1);
+          yield 2;
+        })())
+          check(id);
+        return s.getStore()?.id;
+      };
+      const ids = Array.from({ length: 200 }, (_, i) => i + 1);
+      const out = await Promise.all(ids.map((id) => s.run({ id }, handler, id)));
+      assert.deepEqual(out, ids);
+      assert.equal(wrong, 0);
+      assert.equal(s.getStore(), undefined);
+      await new Promise<void>((r) => setTimeout(() => (assert.equal(s.getStore(), undefined), r()), 1));
+      if (s instanceof PromiseContextStorage) s.disable();
+    });
+
+    it('bind carries the store into a callback API', async () => {
+      const s = make<{ id: number }>();
+      const seen = await s.run({ id: 7 }, () => new Promise<number | undefined>((resolve) => setTimeout(s.bind(() => resolve(s.getStore()?.id)), 2)));
+      assert.equal(seen, 7);
+      if (s instanceof PromiseContextStorage) s.disable();
+    });
+  });
+}
+
+it('SLIPWAY_REQUEST_CONTEXT values: promises (default), async-hooks, off; anything else is one clear error', () => {
+  assert.equal(parseContextMode(undefined), 'promises');
+  assert.equal(parseContextMode('async-hooks'), 'async-hooks');
+  assert.equal(parseContextMode('off'), 'off');
+  assert.throws(() => parseContextMode('zones'), /^Error: SLIPWAY_REQUEST_CONTEXT must be promises, async-hooks or off \(got "zones"\)$/);
+});
+
+describe('instrumentServer', () => {
+  const lines: Line[] = [];
+  const log = logger(lines);
+  const observed: Array<[string, string, number]> = [];
+  let inFlight = 0;
+  const server = http.createServer(async (req, res) => {
+    const s = currentRequest()!;
+    s.route = req.url!.split('?')[0]!.replace(/\/\d+$/, '/:n');
+    await sleep(req.url === '/slow' ? 300 : 1);
+    log.info({ step: 'after await' }, 'app line');
+    if (req.url === '/timer') setTimeout(bindRequest(() => (log.info('from a bound timer'), res.end('ok'))), 1);
+    else res.end('ok');
+  });
+  instrumentServer(server, {
+    log,
+    requestLog: true,
+    observer: { begin: () => void inFlight++, end: (m, route, status) => void (inFlight--, observed.push([m, route, status])) },
+    intercept: { path: '/metrics', handle: (_req, res) => res.end('metrics') },
+  });
+  let port = 0;
+  const ready = new Promise<void>((r) => server.listen(0, '127.0.0.1', () => ((port = (server.address() as net.AddressInfo).port), r())));
+  after(() => new Promise<void>((r) => server.close(() => r())));
+  const flushed = () => new Promise<void>((r) => log.flush(() => r()));
+
+  it('one request line per request with its ids; app lines after an await carry them; the x-request-id header matches', async () => {
+    await ready;
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const res = await fetch(`http://127.0.0.1:${port}/items/42`, { headers: { traceparent: `00-${traceId}-00f067aa0ba902b7-01` } });
+    assert.equal(await res.text(), 'ok');
+    const id = res.headers.get('x-request-id');
+    await sleep(30);
+    await flushed();
+    const mine = lines.filter((l) => l.req_id === id);
+    assert.deepEqual(mine.map((l) => l.msg), ['app line', 'request']);
+    const [app, request] = mine as [Line, Line];
+    assert.equal(app.trace_id, traceId);
+    assert.equal(app.span_id, request.span_id);
+    assert.equal(request.trace_id, traceId);
+    assert.equal(request.route, '/items/:n');
+    assert.equal(request.status, 200);
+    assert.equal(request.release, '9.9.9');
+    assert.equal(request.aborted, undefined);
+    assert.deepEqual(observed.at(-1), ['GET', '/items/:n', 200]);
+  });
+
+  it('a callback wrapped with bindRequest keeps the ids', async () => {
+    const res = await fetch(`http://127.0.0.1:${port}/timer`);
+    await res.text();
+    await sleep(30);
+    await flushed();
+    const line = lines.find((l) => l.msg === 'from a bound timer');
+    assert.equal(line?.req_id, res.headers.get('x-request-id'));
+  });
+
+  it('pipelined requests on one connection: one line each, in order; /metrics is answered and not logged', async () => {
+    const before = lines.filter((l) => l.msg === 'request').length;
+    const sock = net.connect(port, '127.0.0.1');
+    let got = '';
+    sock.on('data', (c) => (got += c.toString()));
+    sock.write('GET /p/1 HTTP/1.1\r\nhost: x\r\nx-request-id: pipe-1\r\n\r\nGET /p/2 HTTP/1.1\r\nhost: x\r\nx-request-id: pipe-2\r\n\r\nGET /metrics HTTP/1.1\r\nhost: x\r\n\r\nGET /p/3 HTTP/1.1\r\nhost: x\r\nx-request-id: pipe-3\r\nconnection: close\r\n\r\n');
+    await new Promise((r) => sock.on('close', r));
+    assert.equal(got.match(/HTTP\/1\.1 200/g)?.length, 4);
+    assert.match(got, /metrics/);
+    await sleep(30);
+    await flushed();
+    const reqLines = lines.filter((l) => l.msg === 'request').slice(before);
+    assert.deepEqual(reqLines.map((l) => l.req_id), ['pipe-1', 'pipe-2', 'pipe-3']);
+    assert.ok(!lines.some((l) => l.url === '/metrics'));
+  });
+
+  it('a client that goes away mid-request: one line with aborted:true, in-flight back to 0', async () => {
+    const sock = net.connect(port, '127.0.0.1');
+    await new Promise((r) => sock.on('connect', r));
+    sock.write('GET /slow HTTP/1.1\r\nhost: x\r\nx-request-id: gone-1\r\n\r\n');
+    await sleep(50);
+    sock.destroy();
+    await sleep(400);
+    await flushed();
+    const mine = lines.filter((l) => l.req_id === 'gone-1' && l.msg === 'request');
+    assert.equal(mine.length, 1);
+    assert.equal(mine[0]!.aborted, true);
+    assert.equal(inFlight, 0);
+  });
+
+  it('the server-wide context mode can be switched (async-hooks) and back', async () => {
+    setContextMode('async-hooks');
+    const res = await fetch(`http://127.0.0.1:${port}/items/7`);
+    await res.text();
+    setContextMode('promises');
+    await sleep(30);
+    await flushed();
+    assert.equal(lines.find((l) => l.msg === 'app line' && l.req_id === res.headers.get('x-request-id'))?.trace_id !== undefined, true);
+    assert.equal(requestStorage.getStore(), undefined);
+  });
+});
+
+describe('FdWriter (the worker side of log capture)', () => {
+  it('a slow reader loses nothing and sees lines in order; the event loop is never blocked', async () => {
+    // A child process writes 20,000 lines through the real logger to its stdout pipe; we read slowly.
+    const script = `
+      import { createLogger } from ${JSON.stringify(new URL('../src/runtime/log.ts', import.meta.url).href)};
+      const log = createLogger({ name: 'w', version: '1' });
+      let i = 0, maxGap = 0, last = performance.now();
+      const tick = setInterval(() => { const now = performance.now(); maxGap = Math.max(maxGap, now - last); last = now; }, 5);
+      const burst = () => { for (let k = 0; k < 500 && i < 20000; k++) log.info({ n: i++ }, 'line'); if (i < 20000) setImmediate(burst); else log.flush(() => { clearInterval(tick); process.stderr.write('maxgap ' + Math.round(maxGap) + '\\n'); }); };
+      burst();`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    let text = '';
+    child.stdout.on('data', (c: Buffer) => {
+      text += c.toString();
+      child.stdout.pause();
+      setTimeout(() => child.stdout.resume(), 2);
+    });
+    const code = await new Promise((r) => child.on('close', r));
+    assert.equal(code, 0, err);
+    const ns = text.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { n: number }).n);
+    assert.equal(ns.length, 20000);
+    assert.ok(ns.every((n, i) => n === i), 'lines out of order');
+    const gap = Number(/maxgap (\d+)/.exec(err)?.[1]);
+    assert.ok(gap < 1000, `event loop blocked for ${gap} ms while the reader was slow`);
+  });
+});
