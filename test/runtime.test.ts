@@ -9,6 +9,7 @@ import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { bindRequest, currentRequest, instrumentServer, requestStorage, setContextMode } from '../src/runtime/context.ts';
 import { createLogger } from '../src/runtime/log.ts';
+import { WorkerMetrics } from '../src/runtime/metrics.ts';
 import { AsyncHooksContextStorage, PromiseContextStorage, parseContextMode } from '../src/runtime/request-storage.ts';
 
 type Line = Record<string, unknown>;
@@ -195,4 +196,21 @@ describe('FdWriter (the worker side of log capture)', () => {
     const gap = Number(/maxgap (\d+)/.exec(err)?.[1]);
     assert.ok(gap < 1000, `event loop blocked for ${gap} ms while the reader was slow`);
   });
+});
+
+it('request histogram: one series per method, route and status; past 2000 label sets one overflow series', async () => {
+  const m = new WorkerMetrics();
+  m.begin();
+  m.end('GET', '/hello', 200, 0.002);
+  m.begin();
+  m.end('GET', '/hello', 200, 0.02);
+  m.begin();
+  m.end('POST', '/hello', 500, 0.2);
+  for (let i = 0; i < 2100; i++) m.end('GET', `/wild/${i}`, 200, 0.001);
+  const text = await m.text();
+  assert.match(text, /http_request_duration_seconds_count\{method="GET",route="\/hello",status_code="200"\} 2\n/);
+  assert.match(text, /http_request_duration_seconds_bucket\{method="GET",route="\/hello",status_code="200",le="0\.005"\} 1\n/);
+  assert.match(text, /http_request_duration_seconds_count\{method="POST",route="\/hello",status_code="500"\} 1\n/);
+  assert.match(text, /http_request_duration_seconds_count\{method="OTHER",route="overflow",status_code="other"\} 102\n/);
+  assert.equal(text.match(/http_request_duration_seconds_count\{/g)?.length, 2001);
 });
