@@ -79,6 +79,17 @@ describe('instrumentServer', () => {
   const observed: Array<[string, string, number]> = [];
   let inFlight = 0;
   const server = http.createServer(async (req, res) => {
+    if (req.method === 'POST') {
+      // Like a framework's body parser: the handler runs from the request's 'end' event.
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', async () => {
+        await sleep(1);
+        log.info({ body }, 'handled a body');
+        res.end('ok');
+      });
+      return;
+    }
     const s = currentRequest()!;
     s.route = req.url!.split('?')[0]!.replace(/\/\d+$/, '/:n');
     await sleep(req.url === '/slow' ? 300 : 1);
@@ -116,6 +127,24 @@ describe('instrumentServer', () => {
     assert.equal(request.release, '9.9.9');
     assert.equal(request.aborted, undefined);
     assert.deepEqual(observed.at(-1), ['GET', '/items/:n', 200]);
+  });
+
+  it('a POST whose handler runs from the body stream events keeps the ids', async () => {
+    // Sent in two parts, so that the body's events come from later socket reads.
+    const sock = net.connect(port, '127.0.0.1');
+    await new Promise((r) => sock.on('connect', r));
+    sock.write('POST /items HTTP/1.1\r\nhost: x\r\nx-request-id: body-1\r\ncontent-length: 10\r\nconnection: close\r\n\r\nhello');
+    await sleep(20);
+    let got = '';
+    sock.on('data', (c) => (got += c.toString()));
+    sock.write('world');
+    await new Promise((r) => sock.on('close', r));
+    assert.match(got, /^HTTP\/1\.1 200/);
+    await sleep(30);
+    await flushed();
+    const line = lines.find((l) => l.msg === 'handled a body');
+    assert.equal(line?.body, 'helloworld');
+    assert.equal(line?.req_id, 'body-1');
   });
 
   it('a callback wrapped with bindRequest keeps the ids', async () => {

@@ -4,7 +4,7 @@
 // export is on) one server span. The hot path is a handful of property writes and one log call.
 import { randomFillSync } from 'node:crypto';
 import diagnostics from 'node:diagnostics_channel';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { IncomingMessage, ServerResponse, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { AsyncHooksContextStorage, PromiseContextStorage, type ContextMode, type ContextStorage } from './request-storage.ts';
 
@@ -163,6 +163,33 @@ export interface InstrumentOptions {
 const OPEN = Symbol('slipway.open');
 type TrackedSocket = Socket & { [OPEN]?: RequestContext[] };
 type TrackedRequest = IncomingMessage & { [STORE]?: RequestContext };
+type TrackedResponse = ServerResponse & { [STORE]?: RequestContext };
+
+/**
+ * In "promises" mode the context follows promise chains only, but a request also runs code from
+ * its own events: Fastify (like any framework) parses a POST body from the request's 'data' and
+ * 'end' events and calls the handler from there; 'finish' listeners run from the socket. So the
+ * request's and the response's events run in the request's context: one patch of each
+ * prototype's emit (a symbol lookup per event; objects without a store are untouched).
+ */
+let emittersPatched = false;
+function runEventsInContext(): void {
+  if (emittersPatched) return;
+  emittersPatched = true;
+  for (const proto of [IncomingMessage.prototype, ServerResponse.prototype] as Array<{ emit: (...a: unknown[]) => boolean }>) {
+    const emit = proto.emit;
+    proto.emit = function (this: { [STORE]?: RequestContext }): boolean {
+      const store = this[STORE];
+      // eslint-disable-next-line prefer-rest-params
+      if (store === undefined || store.req === undefined || requestStorage.getStore() === store) return emit.apply(this, arguments as unknown as unknown[]);
+      // eslint-disable-next-line prefer-rest-params
+      return requestStorage.run(store, applyEmit, emit, this, arguments);
+    };
+  }
+}
+function applyEmit(emit: (...a: unknown[]) => boolean, self: unknown, args: IArguments): boolean {
+  return emit.apply(self, args as unknown as unknown[]);
+}
 
 /**
  * Instrument an http.Server: every request runs inside its RequestStore (AsyncLocalStorage), and
@@ -180,13 +207,13 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
   const mode: ContextMode = opts.context === undefined || opts.context === true ? 'promises' : opts.context === false ? 'off' : opts.context;
   const useContext = mode !== 'off';
   if (useContext) setContextMode(mode);
+  if (mode === 'promises') runEventsInContext();
   const interceptPath = intercept?.path;
 
   const finish = (store: RequestContext, aborted: boolean): void => {
     const req = store.req as TrackedRequest;
     const res = store.res!;
     store.req = store.res = undefined;
-    req[STORE] = undefined;
     const route = store.route || 'unmatched';
     const status = res.statusCode;
     const ms = performance.now() - store.started;
@@ -201,7 +228,7 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
   const onFinish = (message: unknown): void => {
     const m = message as { request: TrackedRequest; socket: TrackedSocket; server: Server };
     const store = m.request[STORE];
-    if (m.server !== server || store === undefined) return;
+    if (m.server !== server || store === undefined || store.req === undefined) return;
     const open = m.socket[OPEN];
     if (open !== undefined) {
       const i = open.indexOf(store);
@@ -241,6 +268,7 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
       store = parent ? new RequestContext(id, parent.traceId, newSpanId(), parent.flags, started, undefined, req, res) : new RequestContext(id, newTraceId(), newSpanId(), '00', started, undefined, req, res);
     }
     req[STORE] = store;
+    (res as TrackedResponse)[STORE] = store;
     if (!headerByPlugin) res.setHeader('x-request-id', id);
     const socket = req.socket as TrackedSocket;
     const open = socket[OPEN];
