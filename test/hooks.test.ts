@@ -19,6 +19,7 @@ interface Span {
   parentSpanId?: string;
   name: string;
   kind: number;
+  status?: { code?: number; message?: string };
 }
 
 const spans: Span[] = [];
@@ -87,6 +88,7 @@ before(async () => {
     OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json',
     OTEL_BSP_SCHEDULE_DELAY: '100',
     SLIPWAY_CRASH_WEBHOOK: `http://127.0.0.1:${port}/crash`,
+    ORDERS_FAULT_BAD_QUERY: '1',
   });
   const r = await app.daemon();
   assert.equal(r.code, 0, r.stderr);
@@ -119,6 +121,18 @@ test('a traceparent: the same trace id in the request log line and in the export
   const query = await waitFor('an exported query span', () => spans.find((s) => s.traceId === traceId && s.kind === 3 && /orders/.test(s.name)));
   assert.equal(query.parentSpanId, server.spanId);
   assert.equal(line.span_id, server.spanId);
+});
+
+test('a query that fails: its span is exported, ended with the error, under the request span', async () => {
+  const traceId = '5bf92f3577b34da6a3ce929d0e0e4737';
+  const r = await request(app.url('/fault/bad-query'), { headers: { traceparent: `00-${traceId}-00f067aa0ba902b8-01` } });
+  await r.body.text();
+  assert.equal(r.statusCode, 500);
+  const server = await waitFor('the exported server span', () => spans.find((s) => s.traceId === traceId && s.kind === 2));
+  const query = await waitFor('the failed query span', () => spans.find((s) => s.traceId === traceId && s.kind === 3));
+  assert.equal(query.parentSpanId, server.spanId);
+  assert.equal(query.status?.code, 2, JSON.stringify(query.status));
+  assert.match(query.status?.message ?? '', /no such table/);
 });
 
 test('log-level debug reaches the workers; metadata and secrets in app log calls', async () => {

@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { bindRequest, currentRequest, instrumentServer, requestStorage, setContextMode } from '../src/runtime/context.ts';
 import { createLogger } from '../src/runtime/log.ts';
 import { WorkerMetrics } from '../src/runtime/metrics.ts';
+import { lineSplitter } from '../src/supervisor/logs.ts';
 import { AsyncHooksContextStorage, PromiseContextStorage, parseContextMode } from '../src/runtime/request-storage.ts';
 
 type Line = Record<string, unknown>;
@@ -242,4 +243,16 @@ it('request histogram: one series per method, route and status; past 2000 label 
   assert.match(text, /http_request_duration_seconds_count\{method="POST",route="\/hello",status_code="500"\} 1\n/);
   assert.match(text, /http_request_duration_seconds_count\{method="OTHER",route="overflow",status_code="other"\} 102\n/);
   assert.equal(text.match(/http_request_duration_seconds_count\{/g)?.length, 2001);
+});
+
+it("log capture's line splitter: whole lines only, bytes intact when a UTF-8 character is cut between reads", () => {
+  const out: Buffer[] = [];
+  const split = lineSplitter((t) => out.push(Buffer.isBuffer(t) ? t : Buffer.from(t)));
+  const bytes = Buffer.from('héllo wörld\nsecond ✓ line\nthird');
+  for (let i = 0; i < bytes.length; i += 3) split.push(bytes.subarray(i, i + 3));
+  split.flush();
+  assert.equal(Buffer.concat(out).toString(), 'héllo wörld\nsecond ✓ line\nthird\n');
+  assert.ok(out.every((b) => b.at(-1) === 0x0a));
+  split.push(Buffer.alloc(70 * 1024, 0x61)); // a line longer than 64 KiB is passed on, not held forever
+  assert.equal(out.at(-1)!.length, 70 * 1024 + 1);
 });

@@ -105,7 +105,10 @@ export async function withSpan<T>(name: string, attributes: Record<string, strin
 
 /**
  * A Kysely plugin (typed structurally) that makes one CLIENT span per query, named after the
- * operation and table: `db.withPlugin(queryTracing('sqlite'))`. Costs nothing when export is off.
+ * operation and table: `db.withPlugin(queries)` with `const queries = queryTracing('sqlite')`.
+ * Kysely tells plugins about results but not about failures, so pass `queries.log` as the Kysely
+ * instance's `log` option too: a failed query's span then ends with the error instead of never.
+ * Costs nothing when export is off.
  */
 export function queryTracing(system: string) {
   const open = new WeakMap<object, Span>();
@@ -128,6 +131,17 @@ export function queryTracing(system: string) {
         span.end();
       }
       return args.result;
+    },
+    /** Kysely's `log` option: ends a failed query's span with its error. */
+    log(event: { level: string; error?: unknown; query: { queryId: object } }): void {
+      if (event.level !== 'error') return;
+      const span = open.get(event.query.queryId);
+      if (!span) return;
+      open.delete(event.query.queryId);
+      const err = event.error instanceof Error ? event.error : new Error(String(event.error));
+      span.recordException(err);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: err.message });
+      span.end();
     },
   };
 }

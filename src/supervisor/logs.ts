@@ -49,34 +49,33 @@ export class RotatingLog {
 }
 
 /**
- * Splits a stream into whole lines so that two workers' output never interleaves mid-line. A chunk
- * that ends a line with nothing held back is passed on as it is (no decode, no re-encode): workers
- * write whole lines in batches, so that is nearly every chunk.
+ * Splits a stream into whole lines so that two workers' output never interleaves mid-line. Works on
+ * bytes (no decode, no re-encode, and a UTF-8 character cut between two reads stays whole). A
+ * chunk that ends a line with nothing held back is passed on as it is: workers write whole lines
+ * in batches, so that is most chunks.
  */
 export function lineSplitter(onLines: (text: string | Buffer) => void): { push(chunk: Buffer): void; flush(): void } {
-  let rest = '';
+  const NL = Buffer.from('\n');
+  let rest: Buffer | undefined;
   return {
     push(chunk) {
-      if (rest === '' && chunk.length > 0 && chunk[chunk.length - 1] === 0x0a) {
-        onLines(chunk);
-        return;
-      }
-      const text = rest + chunk.toString('utf8');
-      const cut = text.lastIndexOf('\n');
+      if (chunk.length === 0) return;
+      const cut = chunk.lastIndexOf(0x0a);
       if (cut < 0) {
-        rest = text;
+        rest = rest ? Buffer.concat([rest, chunk]) : chunk;
         if (rest.length > 64 * 1024) {
-          onLines(rest + '\n');
-          rest = '';
+          onLines(Buffer.concat([rest, NL]));
+          rest = undefined;
         }
         return;
       }
-      rest = text.slice(cut + 1);
-      onLines(text.slice(0, cut + 1));
+      const head = cut === chunk.length - 1 ? chunk : chunk.subarray(0, cut + 1);
+      onLines(rest ? Buffer.concat([rest, head]) : head);
+      rest = cut === chunk.length - 1 ? undefined : Buffer.from(chunk.subarray(cut + 1));
     },
     flush() {
-      if (rest) onLines(rest + '\n');
-      rest = '';
+      if (rest) onLines(Buffer.concat([rest, NL]));
+      rest = undefined;
     },
   };
 }

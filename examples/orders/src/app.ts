@@ -14,10 +14,12 @@ interface OrderBody {
 export default defineApp<Config>({
   migrateOnBoot: true,
   async boot({ config, release, health, log, onShutdown }) {
-    const opened = openDatabase(config.databaseUrl, release.varDir, config.dbPoolSize);
+    // One span per query when OTel export is on (OTEL_* variables); nothing otherwise. Kysely's log
+    // hook is how a failed query's span learns of the error.
+    const queries = queryTracing(config.databaseUrl?.protocol.startsWith('postgres') ? 'postgresql' : 'sqlite');
+    const opened = openDatabase(config.databaseUrl, release.varDir, config.dbPoolSize, queries.log);
     const { kind, describe } = opened;
-    // One span per query when OTel export is on (OTEL_* variables); nothing otherwise.
-    const db = opened.db.withPlugin(queryTracing(kind === 'postgres' ? 'postgresql' : 'sqlite'));
+    const db = opened.db.withPlugin(queries);
     onShutdown('database', () => db.destroy());
 
     health.check('database', () => ping(db), 1000);
@@ -32,7 +34,7 @@ export default defineApp<Config>({
       reply.header('x-release', release.version);
     });
     await app.register(healthPlugin(health));
-    registerFaults(app, { health, log, slowMs: config.slowMs });
+    registerFaults(app, { health, log, db, slowMs: config.slowMs });
 
     app.get('/hello', async () => ({ hello: 'world', release: release.version }));
 

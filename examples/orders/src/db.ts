@@ -1,6 +1,6 @@
 // The database: SQLite in var/ by default, PostgreSQL when DATABASE_URL is postgres://.
 import path from 'node:path';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Migration, type MigrationProvider } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Logger as KyselyLogger, type Migration, type MigrationProvider } from 'kysely';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
 
@@ -27,7 +27,8 @@ export interface DbHandle {
   describe: string;
 }
 
-export function openDatabase(url: URL | null, varDir: string, poolSize: number): DbHandle {
+/** `log`: Kysely's query log hook (the example passes queryTracing's, so failed queries end their span). */
+export function openDatabase(url: URL | null, varDir: string, poolSize: number, log?: KyselyLogger): DbHandle {
   if (url === null || url.protocol === 'sqlite:') {
     const file = url ? (url.pathname.startsWith('/') ? url.pathname : path.join(varDir, url.pathname)) : path.join(varDir, 'orders.db');
     const sqlite = new SQLite(file);
@@ -35,12 +36,12 @@ export function openDatabase(url: URL | null, varDir: string, poolSize: number):
     sqlite.pragma('journal_mode = WAL');
     sqlite.pragma('busy_timeout = 5000');
     sqlite.pragma('synchronous = NORMAL');
-    return { db: new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) }), kind: 'sqlite', describe: `sqlite:${file}` };
+    return { db: new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }), log }), kind: 'sqlite', describe: `sqlite:${file}` };
   }
   const pool = new pg.Pool({ connectionString: url.toString(), max: poolSize, connectionTimeoutMillis: 2000 });
   // An idle client losing its server must not crash the worker; readiness reports it instead.
   pool.on('error', () => undefined);
-  return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), kind: 'postgres', describe: `postgres://${url.host}${url.pathname}` };
+  return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log }), kind: 'postgres', describe: `postgres://${url.host}${url.pathname}` };
 }
 
 const migrations: Record<string, Migration> = {
