@@ -3,7 +3,7 @@
 // On Node 20, AsyncLocalStorage turns on async_hooks for the whole process: every promise, every
 // process.nextTick (about nine per HTTP request in Node's http and stream code), every timer and
 // socket request then calls into JavaScript to copy the store, and await loses V8's fast path.
-// Measured on the orders example's GET /hello that was the largest single cost of the production
+// Measured on the orders example's GET /hello that was one of the largest costs of the production
 // hooks (bench/hooks.ts). The default here follows promise chains only, through V8's promise
 // hooks (`v8.promiseHooks`): a promise remembers the context it was created in and its
 // continuations run in it, which is exactly what `await` in a request handler needs, at three
