@@ -1,4 +1,4 @@
-// Per-request context carried through async work (AsyncLocalStorage): request id, trace ids,
+// Per-request context carried through async work (request-storage.ts): request id, trace ids,
 // route, and the metadata `log.metadata()` adds. `instrumentServer` wraps an http.Server so that
 // every request runs inside its context, gets one log line, one histogram sample and (when OTel
 // export is on) one server span. The hot path is a handful of property writes and one log call.
@@ -192,7 +192,7 @@ function applyEmit(emit: (...a: unknown[]) => boolean, self: unknown, args: IArg
 }
 
 /**
- * Instrument an http.Server: every request runs inside its RequestStore (AsyncLocalStorage), and
+ * Instrument an http.Server: every request runs inside its RequestStore (see the context modes), and
  * gets one log line, one histogram sample and (when OTel export is on) one server span when its
  * response finishes, or when its connection closes first ("aborted").
  *

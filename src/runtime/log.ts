@@ -90,8 +90,8 @@ const MAX_QUEUED = 16 * 1024 * 1024;
 
 /**
  * Writes batches to a file descriptor with asynchronous writes (one in flight at a time, the
- * batches queued meanwhile go in one writev), so a slow reader of the pipe (the supervisor's log
- * capture) never blocks the event loop; a partial write continues with the rest.
+ * batches queued meanwhile go out together in the next one), so a slow reader of the pipe (the
+ * supervisor's log capture) never blocks the event loop; a partial write continues with the rest.
  */
 export class FdWriter implements Out {
   private queue: Buffer[] = [];
