@@ -4,6 +4,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import * as tar from 'tar';
 import { buildOrders, deploy, freePort, runCleanups, sleep, tempDir, waitFor, type Deployed } from './helpers/release.ts';
@@ -308,6 +309,20 @@ describe('install refuses bad tarballs', () => {
     const again = await rel.run(['install', builds['1.1.0']!.tarball]);
     assert.equal(again.code, 1);
     assert.match(again.stderr, /already installed/);
+  });
+});
+
+describe('install as root', () => {
+  it('in a release root owned by the service user: the unpacked release and RELEASES belong to that user', async (t) => {
+    if (process.getuid?.() !== 0) return t.skip('needs root');
+    const rel = await deploy(builds['1.0.0']!, { PORT: String(await freePort()) });
+    const nobody = 65534;
+    execFileSync('chown', ['-R', `${nobody}:${nobody}`, rel.root]);
+    await install(rel, '1.1.0');
+    for (const p of ['releases/1.1.0', 'releases/1.1.0/app', 'releases/1.1.0/app/app.mjs', 'releases/1.1.0/env.sh', 'releases/RELEASES']) {
+      const st = statSync(path.join(rel.root, p));
+      assert.equal(`${st.uid}:${st.gid}`, `${nobody}:${nobody}`, p);
+    }
   });
 });
 

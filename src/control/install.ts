@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import type { ReleaseManifest, ReleaseRoot } from '../release/layout.ts';
 import { VERSION_PATTERN } from '../release/layout.ts';
-import { readReleases, setState, permanentVersion, pruneReleases } from '../release/releases-file.ts';
+import { readReleases, setState, permanentVersion, pruneReleases, serviceOwner } from '../release/releases-file.ts';
 import { table } from './format.ts';
 import { sha256File } from '../release/checksum.ts';
 
@@ -76,7 +76,9 @@ export async function installTarball(rel: ReleaseRoot, appName: string, tarball:
 
   const tmp = mkdtempSync(path.join(rel.releasesDir, '.install-'));
   try {
-    await tar.x({ file: tarball, cwd: tmp, strict: true, preservePaths: false, filter: (p) => /^(?:\.\/)?releases\/[^/]+\/./.test(p) || /^(?:\.\/)?releases\/[^/]+\/?$/.test(p) });
+    // As root in a release root owned by the service user: the files go to that user (see serviceOwner).
+    const owner = serviceOwner(rel.root);
+    await tar.x({ file: tarball, cwd: tmp, strict: true, preservePaths: false, ...(owner ? { uid: owner.uid, gid: owner.gid, preserveOwner: false } : {}), filter: (p) => /^(?:\.\/)?releases\/[^/]+\/./.test(p) || /^(?:\.\/)?releases\/[^/]+\/?$/.test(p) });
     const dir = path.join(tmp, 'releases', vsn);
     let manifest: ReleaseManifest;
     try {

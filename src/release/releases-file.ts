@@ -1,6 +1,7 @@
 // releases/RELEASES and releases/start.data: the state of every release on disk, as Erlang's
 // release_handler keeps them. States: unpacked → current → permanent → old.
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { chownSync, existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type { ReleaseRoot } from './layout.ts';
 
 export type ReleaseState = 'unpacked' | 'current' | 'permanent' | 'old';
@@ -28,7 +29,25 @@ export function readReleases(rel: ReleaseRoot): ReleasesFile {
 export function writeAtomic(file: string, text: string, mode = 0o644): void {
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(tmp, text, { mode });
+  const owner = serviceOwner(path.dirname(file));
+  if (owner) chownSync(tmp, owner.uid, owner.gid);
   renameSync(tmp, file);
+}
+
+/**
+ * When root runs a command (e.g. `sudo bin/orders install`) in a release root that belongs to the
+ * service user, what it writes must belong to that user too, or the supervisor (running as the
+ * service user) cannot prune or rewrite it later: the owner of `dir`, or undefined when nothing
+ * needs changing (not root, or a root-owned tree).
+ */
+export function serviceOwner(dir: string): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  try {
+    const st = statSync(dir);
+    return st.uid === 0 ? undefined : { uid: st.uid, gid: st.gid };
+  } catch {
+    return undefined;
+  }
 }
 
 export function writeReleases(rel: ReleaseRoot, file: ReleasesFile): void {
