@@ -57,19 +57,19 @@ export class PromiseContextStorage<T extends object> implements ContextStorage<T
   }
 
   private install(): void {
-    const stops = [
-      promiseHooks.onInit((promise: Tagged<T>) => {
+    // The same multi-tenant V8 hook API that async_hooks itself is built on.
+    this.stopHooks = promiseHooks.createHook({
+      init: (promise: Tagged<T>) => {
         if (this.current !== undefined) promise[CTX] = this.current;
-      }),
-      promiseHooks.onBefore((promise: Tagged<T>) => {
+      },
+      before: (promise: Tagged<T>) => {
         this.stack.push(this.current);
         this.current = promise[CTX];
-      }),
-      promiseHooks.onAfter(() => {
+      },
+      after: () => {
         this.current = this.stack.pop();
-      }),
-    ];
-    this.stopHooks = () => stops.forEach((stop) => stop());
+      },
+    }) as () => void;
   }
 
   /** Remove the hooks (tests). */
