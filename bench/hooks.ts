@@ -27,7 +27,7 @@ const opt = flags('node --import tsx bench/hooks.ts — cost of request logs + m
   rounds: { default: 7, help: 'rounds (each runs every mode once, order alternating)' },
   seconds: { default: 5, help: 'measured seconds per run (after a 1 s warm-up)' },
   connections: { default: 16, help: 'keep-alive connections' },
-  pin: { default: true, help: 'pin the daemons to CPU 0 and the load generator to CPU 1 (needs taskset and 2+ CPUs); --no-pin is not parsed, use --pin=false' },
+  'no-pin': { default: false, help: 'do not pin the daemons to CPU 0 and the load generator to CPU 1 (pinning needs taskset and 2+ CPUs)' },
 });
 
 const MODES = {
@@ -40,7 +40,7 @@ for (const [name, env] of Object.entries(JSON.parse(process.env.BENCH_HOOKS_MODE
 type Mode = string;
 
 const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
-const pin = (opt.pin === true || opt.pin === 'true') && os.cpus().length >= 2 && has('taskset');
+const pin = !opt['no-pin'] && os.cpus().length >= 2 && has('taskset');
 const useWrk = has('wrk');
 const acModule = 'autocannon';
 type AcResult = { requests: { total: number } };
