@@ -187,8 +187,9 @@ function runEventsInContext(): void {
     };
   }
 }
-function applyEmit(emit: (...a: unknown[]) => boolean, self: unknown, args: IArguments): boolean {
-  return emit.apply(self, args as unknown as unknown[]);
+/** emit.apply(self, args) as a plain function, for ContextStorage.run (no closure per call). */
+function applyEmit(emit: (...a: never[]) => boolean, self: unknown, args: IArguments): boolean {
+  return emit.apply(self, args as unknown as never[]);
 }
 
 /**
@@ -279,16 +280,15 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
     observer?.begin();
     if (store.span) {
       const span = store.span;
-      return span.run(() => (useContext ? requestStorage.run(store, emitRequest, this, emit as Emit, req, res) : emitRequest(this, emit as Emit, req, res)));
+      // eslint-disable-next-line prefer-rest-params
+      const args = arguments;
+      return span.run(() => (useContext ? requestStorage.run(store, applyEmit, emit, this, args) : applyEmit(emit, this, args)));
     }
-    return useContext ? requestStorage.run(store, emitRequest, this, emit as Emit, req, res) : emitRequest(this, emit as Emit, req, res);
+    // eslint-disable-next-line prefer-rest-params
+    return useContext ? requestStorage.run(store, applyEmit, emit, this, arguments) : emit.apply(this, arguments as unknown as Parameters<typeof emit>);
   } as typeof server.emit;
 }
 
-type Emit = (this: Server, event: string, req: IncomingMessage, res: ServerResponse) => boolean;
-function emitRequest(server: Server, emit: Emit, req: IncomingMessage, res: ServerResponse): boolean {
-  return emit.call(server, 'request', req, res);
-}
 
 /**
  * Fastify plugin: records each request's route template for logs, metrics and spans, and sets
