@@ -10,6 +10,8 @@ export type ToWorker =
   | { t: 'drain'; reason: string }
   | { t: 'remote'; id: number; path: string; cookie: string }
   | { t: 'log-level'; level: string }
+  /** The log file was rotated: open SLIPWAY_LOG_FILE again. */
+  | { t: 'log-reopen' }
   | { t: 'metrics-collect'; id: number }
   | { t: 'metrics-response'; id: number; text: string };
 
@@ -25,7 +27,9 @@ export type FromWorker =
   | { t: 'fatal'; kind: FatalKind; message: string }
   | { t: 'cut'; requests: Array<{ method: string; url: string; ageMs: number }> }
   | { t: 'metrics-data'; id: number; json: string | null }
-  | { t: 'metrics-request'; id: number };
+  | { t: 'metrics-request'; id: number }
+  /** Writing `bytes` more would take the log file past its size limit: rotate it, then log-reopen. */
+  | { t: 'log-full'; bytes: number };
 
 /** Environment a worker is started with; the runtime reads it, the supervisor writes it. */
 export const WorkerEnv = {
@@ -36,6 +40,9 @@ export const WorkerEnv = {
   drainDelayMs: 'SLIPWAY_DRAIN_DELAY_MS',
   heartIntervalMs: 'SLIPWAY_HEART_INTERVAL_MS',
   evalExpr: 'SLIPWAY_EVAL',
+  /** Set under `daemon`: the worker appends its log lines to this file itself (see supervisor/logs.ts). */
+  logFile: 'SLIPWAY_LOG_FILE',
+  logMaxBytes: 'SLIPWAY_LOG_FILE_MAX_BYTES',
 } as const;
 
 /** Control socket request (client → supervisor). One JSON object per line. */

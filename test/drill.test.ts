@@ -112,7 +112,7 @@ describe('slipway drill', () => {
     const r = await slipway(['drill', 'upgrade', '--release', rel.bin, '--install', v2.tarball, '--to', '1.1.0', '--slo', 'p95<2s', '--report-dir', reports, '--json', ...QUICK]);
     assert.equal(r.stderr, '', 'quiet with --json');
     const rep = JSON.parse(r.stdout) as JsonReport;
-    assert.equal(r.code, 0, JSON.stringify(rep.verdicts, null, 1));
+    assert.equal(r.code, 0, JSON.stringify({ verdicts: rep.verdicts, errors: rep.summary.errors, events: rep.events }, null, 1));
     assert.equal(rep.pass, true);
     assert.equal(rep.load.stoppedBy, 'stop');
     // Mixed routes, reads and writes, and both releases served.

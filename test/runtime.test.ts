@@ -1,6 +1,7 @@
 // The runtime's per-request hot path, in process, on real sockets: context through awaits (both
-// context modes), one request line per request (finished, aborted, pipelined), the metrics path
-// left alone, and the batched fd writer against a slow reader.
+// context modes), one request line per request (finished, aborted, pipelined; made with the batch
+// but kept in order), the metrics path left alone, the batched fd writer against a slow reader and
+// appending to a rotating file itself, and the drain's request tracking through Node's channels.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import http from 'node:http';
@@ -255,4 +256,95 @@ it("log capture's line splitter: whole lines only, bytes intact when a UTF-8 cha
   assert.ok(out.every((b) => b.at(-1) === 0x0a));
   split.push(Buffer.alloc(70 * 1024, 0x61)); // a line longer than 64 KiB is passed on, not held forever
   assert.equal(out.at(-1)!.length, 70 * 1024 + 1);
+});
+
+it('request lines are made with their batch, but stay in order with other lines and are in recentLines at once', async () => {
+  const text: string[] = [];
+  const log = createLogger({ name: 'orders', version: '1.2.3', write: (t) => text.push(t) });
+  const store = { id: 'r-1', traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', fields: {}, ownId: true };
+  log.requestLine(store, 'GET', '/a?token=abc123', '/a', 200, 1.5, false, performance.now());
+  log.requestLine({ ...store, id: 'r-2' }, 'GET', '/b', '/b', 404, 0.25, true, performance.now());
+  assert.deepEqual(log.recentLines().map((l) => (JSON.parse(l) as Line).req_id), ['r-1', 'r-2']);
+  log.info({ step: 1 }, 'after');
+  await new Promise<void>((r) => log.flush(() => r()));
+  const lines = text.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Line);
+  assert.deepEqual(lines.map((l) => l.msg), ['request', 'request', 'after']);
+  assert.deepEqual(lines[0], { level: 'info', time: lines[0]!.time, service: 'orders', release: '1.2.3', pid: process.pid, req_id: 'r-1', trace_id: store.traceId, span_id: store.spanId, method: 'GET', url: '/a?token=[redacted]', route: '/a', status: 200, ms: 1.5, msg: 'request' });
+  assert.equal(lines[1]!.aborted, true);
+  assert.ok(Math.abs(Date.parse(lines[0]!.time as string) - Date.now()) < 5000);
+});
+
+describe('FdWriter appending to a log file itself (workers under daemon)', () => {
+  it('asks for rotation before a write would pass the limit, holds lines until reopened, loses none', async () => {
+    const { mkdtempSync, readFileSync, renameSync, rmSync, statSync, existsSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const path = await import('node:path');
+    const { FdWriter } = await import('../src/runtime/log.ts');
+    const dir = mkdtempSync(path.join(tmpdir(), 'slipway-fdwriter-'));
+    after(() => rmSync(dir, { recursive: true, force: true }));
+    const file = path.join(dir, 'app.log');
+    let rotations = 0;
+    const writer: InstanceType<typeof FdWriter> = FdWriter.append(
+      {
+        path: file,
+        maxBytes: 4096,
+        // The supervisor's part, a little later: rename, then tell the writer to reopen.
+        requestRotate: () =>
+          void setTimeout(() => {
+            rotations++;
+            renameSync(file, `${file}.${rotations}`);
+            writer.reopen();
+          }, 5),
+      },
+      1,
+    );
+    const line = (n: number) => `${JSON.stringify({ n, pad: 'x'.repeat(80) })}\n`;
+    for (let n = 0; n < 300; ) {
+      let batch = '';
+      for (let k = 0; k < 20 && n < 300; k++) batch += line(n++);
+      writer.write(Buffer.from(batch));
+      await sleep(1);
+    }
+    await new Promise<void>((r) => writer.flush(() => r()));
+    assert.ok(rotations >= 5, `${rotations} rotations`);
+    const files = [...Array.from({ length: rotations }, (_, i) => `${file}.${i + 1}`), file].filter((f) => existsSync(f));
+    for (const f of files) assert.ok(statSync(f).size <= 4096, `${f}: ${statSync(f).size} bytes`);
+    const ns = files.flatMap((f) => readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { n: number }).n));
+    assert.deepEqual(ns, Array.from({ length: 300 }, (_, i) => i));
+  });
+});
+
+describe('ConnectionTracker', () => {
+  it('counts requests in flight from Node channels: finished, aborted; draining answers with connection: close', async () => {
+    const { ConnectionTracker } = await import('../src/runtime/drain.ts');
+    const release: Array<() => void> = [];
+    const server = http.createServer((req, res) => {
+      if (req.url === '/hold') release.push(() => res.end('held'));
+      else res.end('ok');
+    });
+    const tracker = new ConnectionTracker(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    after(() => new Promise<void>((r) => server.close(() => r())));
+    const port = (server.address() as net.AddressInfo).port;
+    const held = fetch(`http://127.0.0.1:${port}/hold`).then((r) => r.text());
+    await sleep(50);
+    assert.equal(tracker.inFlightCount, 1);
+    assert.deepEqual(tracker.snapshot().map((r) => [r.method, r.url]), [['GET', '/hold']]);
+    const sock = net.connect(port, '127.0.0.1');
+    await new Promise((r) => sock.on('connect', r));
+    sock.write('GET /hold HTTP/1.1\r\nhost: x\r\n\r\n');
+    await sleep(50);
+    assert.equal(tracker.inFlightCount, 2);
+    sock.destroy();
+    await sleep(50);
+    assert.equal(tracker.inFlightCount, 1, 'the aborted request is no longer in flight');
+    tracker.closeAfterResponse();
+    release.shift()!();
+    assert.equal(await held, 'held');
+    const res = await fetch(`http://127.0.0.1:${port}/`);
+    assert.equal(res.headers.get('connection'), 'close');
+    await res.text();
+    await sleep(20);
+    assert.equal(tracker.inFlightCount, 0);
+  });
 });

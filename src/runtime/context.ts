@@ -2,7 +2,6 @@
 // route, and the metadata `log.metadata()` adds. `instrumentServer` wraps an http.Server so that
 // every request runs inside its context, gets one log line, one histogram sample and (when OTel
 // export is on) one server span. The hot path is a handful of property writes and one log call.
-import { randomFillSync } from 'node:crypto';
 import diagnostics from 'node:diagnostics_channel';
 import { IncomingMessage, ServerResponse, type Server } from 'node:http';
 import type { Socket } from 'node:net';
@@ -26,6 +25,10 @@ export interface RequestStore {
 class RequestContext implements RequestStore {
   route = '';
   extended = false;
+  /** The id is nextRequestId()'s (the request line need not check it). */
+  ownId = false;
+  /** Called by the patched ServerResponse emit on 'finish' (instrumentServer's completion). */
+  completed: ((store: RequestContext) => void) | undefined;
   private extra: Record<string, unknown> | undefined;
   /** Instrumentation state (not part of RequestStore); req/res are dropped once logged. */
   started: number;
@@ -57,12 +60,15 @@ class RequestContext implements RequestStore {
  * picks the mode (SLIPWAY_REQUEST_CONTEXT) before the server is instrumented.
  */
 export let requestStorage: ContextStorage<RequestStore> = new PromiseContextStorage<RequestStore>();
+/** requestStorage when it is the promise storage: the hot paths below swap its store inline. */
+let promiseStorage: PromiseContextStorage<RequestStore> | undefined = requestStorage as PromiseContextStorage<RequestStore>;
 let contextMode: ContextMode = 'promises';
 
 export function setContextMode(mode: ContextMode): void {
   if (mode === contextMode) return;
-  if (requestStorage instanceof PromiseContextStorage) requestStorage.disable();
-  requestStorage = mode === 'async-hooks' ? new AsyncHooksContextStorage<RequestStore>() : new PromiseContextStorage<RequestStore>();
+  promiseStorage?.disable();
+  promiseStorage = mode === 'async-hooks' ? undefined : new PromiseContextStorage<RequestStore>();
+  requestStorage = promiseStorage ?? new AsyncHooksContextStorage<RequestStore>();
   contextMode = mode;
 }
 
@@ -101,16 +107,22 @@ export function traceHeaders(): Record<string, string> {
   return s ? { traceparent: `00-${s.traceId}-${s.spanId}-${s.flags}` } : {};
 }
 
-// ── ids: random bytes from a pool (one randomFillSync per 256 ids), hex-encoded ──────────────
-let pool = Buffer.alloc(4096);
-let poolAt = pool.length;
+// ── ids: slices of one hex string of random bytes (one hex encoding per 4 KiB, about 170
+// requests' trace and span ids), not a native call per id. Trace and span ids must be unique, not
+// secret: like OpenTelemetry's own id generator, Math.random (xorshift128+) fills the pool, which
+// measured several times cheaper here than the kernel's random bytes. ─────────────────────────────
+const pool = Buffer.alloc(4096);
+let hexPool = '';
+let hexAt = 0;
 function randomHex(bytes: number): string {
-  if (poolAt + bytes > pool.length) {
-    randomFillSync(pool);
-    poolAt = 0;
+  const n = bytes * 2;
+  if (hexAt + n > hexPool.length) {
+    for (let i = 0; i < pool.length; i += 4) pool.writeUInt32LE((Math.random() * 0x100000000) >>> 0, i);
+    hexPool = pool.toString('hex');
+    hexAt = 0;
   }
-  const s = pool.toString('hex', poolAt, poolAt + bytes);
-  poolAt += bytes;
+  const s = hexPool.slice(hexAt, hexAt + n);
+  hexAt += n;
   return s;
 }
 export const newTraceId = (): string => randomHex(16);
@@ -145,7 +157,7 @@ export interface RequestObserver {
 }
 
 export interface InstrumentOptions {
-  log: { info(obj: object, msg: string): void; isLevelEnabled(level: string): boolean; requestLine?: (store: RequestStore, method: string, url: string, route: string, status: number, ms: number, aborted: boolean) => void };
+  log: { info(obj: object, msg: string): void; isLevelEnabled(level: string): boolean; requestLine?: (store: RequestStore, method: string, url: string, route: string, status: number, ms: number, aborted: boolean, endedAt?: number) => void };
   requestLog: boolean;
   observer?: RequestObserver;
   tracer?: RequestTracer;
@@ -178,13 +190,30 @@ function runEventsInContext(): void {
   emittersPatched = true;
   for (const proto of [IncomingMessage.prototype, ServerResponse.prototype] as Array<{ emit: (...a: unknown[]) => boolean }>) {
     const emit = proto.emit;
-    proto.emit = function (this: { [STORE]?: RequestContext }): boolean {
+    proto.emit = function (this: { [STORE]?: RequestContext }, event: string | symbol): boolean {
       const store = this[STORE];
       // eslint-disable-next-line prefer-rest-params
-      if (store === undefined || store.req === undefined || requestStorage.getStore() === store) return emit.apply(this, arguments as unknown as unknown[]);
+      if (store === undefined || store.req === undefined) return emit.apply(this, arguments as unknown as unknown[]);
+      const storage = promiseStorage;
+      let result: boolean;
       // eslint-disable-next-line prefer-rest-params
-      return requestStorage.run(store, applyEmit, emit, this, arguments);
-    };
+      if (storage === undefined || storage.current === store) result = emit.apply(this, arguments as unknown as unknown[]);
+      else {
+        // Inline rather than storage.run(): no arguments array and spread on every event.
+        const prev = storage.current;
+        storage.current = store;
+        try {
+          // eslint-disable-next-line prefer-rest-params
+          result = emit.apply(this, arguments as unknown as unknown[]);
+        } finally {
+          storage.current = prev;
+        }
+      }
+      // The end of the response, as Node's http.server.response.finish channel would tell it
+      // (which costs a message object per request), once its listeners have run.
+      if (event === 'finish' && this === store.res && store.completed !== undefined) store.completed(store);
+      return result;
+    } as (...a: unknown[]) => boolean;
   }
 }
 /** emit.apply(self, args) as a plain function, for ContextStorage.run (no closure per call). */
@@ -208,7 +237,8 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
   const mode: ContextMode = opts.context === undefined || opts.context === true ? 'promises' : opts.context === false ? 'off' : opts.context;
   const useContext = mode !== 'off';
   if (useContext) setContextMode(mode);
-  if (mode === 'promises') runEventsInContext();
+  const eventsInContext = mode === 'promises';
+  if (eventsInContext) runEventsInContext();
   const interceptPath = intercept?.path;
 
   const finish = (store: RequestContext, aborted: boolean): void => {
@@ -217,28 +247,38 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
     store.req = store.res = undefined;
     const route = store.route || 'unmatched';
     const status = res.statusCode;
-    const ms = performance.now() - store.started;
+    const endedAt = performance.now();
+    const ms = endedAt - store.started;
     observer?.end(req.method ?? 'GET', route, status, ms / 1000);
     store.span?.end(status, route);
     if (!requestLog) return;
-    if (log.requestLine) log.requestLine(store, req.method ?? 'GET', req.url ?? '/', route, status, ms, aborted);
+    if (log.requestLine) log.requestLine(store, req.method ?? 'GET', req.url ?? '/', route, status, ms, aborted, endedAt);
     else if (log.isLevelEnabled('info')) {
       log.info({ ...store.fields, method: req.method, url: req.url, route, status, ms: Math.round(ms * 1000) / 1000, ...(aborted ? { aborted: true } : null) }, 'request');
     }
   };
-  const onFinish = (message: unknown): void => {
-    const m = message as { request: TrackedRequest; socket: TrackedSocket; server: Server };
-    const store = m.request[STORE];
-    if (m.server !== server || store === undefined || store.req === undefined) return;
-    const open = m.socket[OPEN];
+  /** The response finished (from the response's 'finish' event or Node's diagnostics channel). */
+  const completed = (store: RequestContext): void => {
+    const open = (store.req!.socket as TrackedSocket)[OPEN];
     if (open !== undefined) {
-      const i = open.indexOf(store);
-      if (i >= 0) open.splice(i, 1);
+      if (open.length === 1 && open[0] === store) open.pop();
+      else {
+        const i = open.indexOf(store);
+        if (i >= 0) open.splice(i, 1);
+      }
     }
     finish(store, false);
   };
-  diagnostics.subscribe('http.server.response.finish', onFinish);
-  server.once('close', () => diagnostics.unsubscribe('http.server.response.finish', onFinish));
+  if (!eventsInContext) {
+    // Without the patched emit, Node's own channel tells when a response finished.
+    const onFinish = (message: unknown): void => {
+      const m = message as { request: TrackedRequest; server: Server };
+      const store = m.request[STORE];
+      if (m.server === server && store !== undefined && store.req !== undefined) completed(store);
+    };
+    diagnostics.subscribe('http.server.response.finish', onFinish);
+    server.once('close', () => diagnostics.unsubscribe('http.server.response.finish', onFinish));
+  }
   // A response that never finished (client gone, socket destroyed, stop timeout) is logged when
   // its connection closes.
   function onSocketClose(this: TrackedSocket): void {
@@ -259,7 +299,8 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
     }
     const started = performance.now();
     const given = req.headers['x-request-id'];
-    const id = typeof given === 'string' && given.length > 0 && given.length <= 64 ? given : nextRequestId();
+    const ownId = !(typeof given === 'string' && given.length > 0 && given.length <= 64);
+    const id = ownId ? nextRequestId() : (given as string);
     let store: RequestContext;
     if (tracer) {
       const span = tracer.start(req);
@@ -268,6 +309,8 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
       const parent = parseTraceparent(req.headers.traceparent);
       store = parent ? new RequestContext(id, parent.traceId, newSpanId(), parent.flags, started, undefined, req, res) : new RequestContext(id, newTraceId(), newSpanId(), '00', started, undefined, req, res);
     }
+    store.ownId = ownId;
+    if (eventsInContext) store.completed = completed;
     req[STORE] = store;
     (res as TrackedResponse)[STORE] = store;
     if (!headerByPlugin) res.setHeader('x-request-id', id);
@@ -283,6 +326,18 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
       // eslint-disable-next-line prefer-rest-params
       const args = arguments;
       return span.run(() => (useContext ? requestStorage.run(store, applyEmit, emit, this, args) : applyEmit(emit, this, args)));
+    }
+    const storage = promiseStorage;
+    if (useContext && storage !== undefined) {
+      storage.ensureHooks();
+      const prev = storage.current;
+      storage.current = store;
+      try {
+        // eslint-disable-next-line prefer-rest-params
+        return emit.apply(this, arguments as unknown as Parameters<typeof emit>);
+      } finally {
+        storage.current = prev;
+      }
     }
     // eslint-disable-next-line prefer-rest-params
     return useContext ? requestStorage.run(store, applyEmit, emit, this, arguments) : emit.apply(this, arguments as unknown as Parameters<typeof emit>);

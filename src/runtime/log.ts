@@ -1,9 +1,10 @@
 // Structured JSON logs (pino): one line per event, with the release in every line, the current
 // request's ids (req_id, trace_id, span_id) and its metadata mixed in, and secrets redacted by key
 // (authorization, cookie, password, token, DATABASE_URL) and by shape (credentials in URLs, bearer
-// tokens, token= query parameters). Lines go to stdout with asynchronous batched writes, and the
-// last lines are kept in memory for crash reports.
-import { write as fsWrite, writeSync } from 'node:fs';
+// tokens, token= query parameters). Lines go to stdout (or, for workers under `daemon`, straight
+// to the log file) with asynchronous batched writes, and the last lines are kept in memory for
+// crash reports.
+import { closeSync, fstatSync, openSync, write as fsWrite, writeSync } from 'node:fs';
 import pino, { type Logger as PinoLogger } from 'pino';
 import { requestStorage } from './context.ts';
 
@@ -17,12 +18,16 @@ export interface LogMethods {
   recentLines(): string[];
   /** Write buffered lines now, synchronously (crash handlers). */
   flushSync(): void;
+  /** Open the log file again (it was rotated); no-op when logging to an fd. */
+  reopen(): void;
   /**
    * The per-request line, serialized by hand (the hot path): the same JSON a `log.info(fields,
-   * 'request')` would give, with the process bindings and the request's fields, in about a third
-   * of the time. Honors the level (info).
+   * 'request')` would give, with the process bindings and the request's fields. Its parts are kept
+   * and the text made with the batch (see RequestLine), at the latest when the batch is written
+   * (BATCH_MS) or another line is logged. Honors the level (info). `endedAt`: performance.now()
+   * at the end of the response (the line's time; default now).
    */
-  requestLine(store: RequestLineIds, method: string, url: string, route: string, status: number, ms: number, aborted: boolean): void;
+  requestLine(store: RequestLineIds, method: string, url: string, route: string, status: number, ms: number, aborted: boolean, endedAt?: number): void;
 }
 
 /** What the request line needs of the request's store (context.ts RequestStore). */
@@ -34,6 +39,8 @@ export interface RequestLineIds {
   fields: Record<string, unknown>;
   /** Set once log.metadata() added fields: the line then serializes `fields` whole. */
   extended?: boolean;
+  /** The id was made here (nothing to escape); a client's x-request-id is checked. */
+  ownId?: boolean;
 }
 
 export type Logger = PinoLogger & LogMethods;
@@ -46,6 +53,11 @@ export interface LogOptions {
   keepLines?: number;
   /** 1 (stdout, default) or 2 (stderr: eval/migrate print their result on stdout). */
   fd?: number;
+  /**
+   * Append to this file instead of the fd (workers under `daemon`, SLIPWAY_LOG_FILE); `reopen()`
+   * after the supervisor rotated it.
+   */
+  file?: LogFile;
   /** Where lines go (default: the fd, batched). For tests and benchmarks. */
   write?: (text: string) => void;
 }
@@ -88,10 +100,27 @@ interface Out {
 /** Past this many bytes waiting (the supervisor stopped reading), batches are dropped and counted. */
 const MAX_QUEUED = 16 * 1024 * 1024;
 
+/** A log file this process appends to itself, and how it asks for the file to be rotated. */
+export interface LogFile {
+  path: string;
+  /** Rotate before a write would take the file past this size (settings.logMaxBytes). */
+  maxBytes: number;
+  /** Ask the supervisor to rotate (it answers with reopen()); `bytes` is the write waiting. */
+  requestRotate(bytes: number): void;
+}
+
+/** How long a write waits for a rotation it asked for before it goes to the old file anyway. */
+const ROTATE_WAIT_MS = 1000;
+
 /**
  * Writes batches to a file descriptor with asynchronous writes (one in flight at a time, the
  * batches queued meanwhile go out together in the next one), so a slow reader of the pipe (the
  * supervisor's log capture) never blocks the event loop; a partial write continues with the rest.
+ *
+ * With a LogFile (workers under `daemon`) it appends to that file itself: whole lines, at most
+ * maxBytes per write, and when a write would take the file past maxBytes it asks the supervisor
+ * to rotate and holds the lines until reopen() (ROTATE_WAIT_MS at most), so the file stays within
+ * the limit as it did when the supervisor wrote every line.
  */
 export class FdWriter implements Out {
   private queue: Buffer[] = [];
@@ -99,7 +128,56 @@ export class FdWriter implements Out {
   private inFlight = false;
   private waiting: Array<(err?: Error) => void> = [];
   private dropped = 0;
-  constructor(private readonly fd: number) {}
+  /** A freshly opened file to switch to once the write in flight is done (reopen). */
+  private nextFd: number | undefined;
+  /** Waiting for the rotation we asked for (no write in flight meanwhile). */
+  private holding: NodeJS.Timeout | undefined;
+  private rotateAsked = false;
+  constructor(
+    private fd: number,
+    private readonly file?: LogFile,
+  ) {}
+
+  /** Append to the file; to the fd when it cannot be opened (the supervisor captures that). */
+  static append(file: LogFile, fallbackFd: number): FdWriter {
+    try {
+      return new FdWriter(openSync(file.path, 'a', 0o640), file);
+    } catch {
+      return new FdWriter(fallbackFd);
+    }
+  }
+
+  /** Continue in a new file at the same path (after the supervisor renamed the old one). */
+  reopen(): void {
+    if (this.file === undefined) return;
+    let fd: number;
+    try {
+      fd = openSync(this.file.path, 'a', 0o640);
+    } catch {
+      return; // keep writing to the renamed file rather than losing lines
+    }
+    if (this.nextFd !== undefined) closeSync(this.nextFd);
+    this.nextFd = fd;
+    this.rotateAsked = false;
+    if (this.holding !== undefined) {
+      clearTimeout(this.holding);
+      this.holding = undefined;
+      this.inFlight = false;
+      this.next();
+    } else if (!this.inFlight) this.switchFd();
+  }
+
+  private switchFd(): void {
+    if (this.nextFd === undefined) return;
+    const old = this.fd;
+    this.fd = this.nextFd;
+    this.nextFd = undefined;
+    try {
+      closeSync(old);
+    } catch {
+      // already closed
+    }
+  }
 
   write(chunk: Buffer): void {
     if (this.queuedBytes + chunk.length > MAX_QUEUED) {
@@ -123,6 +201,7 @@ export class FdWriter implements Out {
   }
 
   private next(): void {
+    this.switchFd();
     if (this.queue.length === 0 && this.dropped === 0) {
       const done = this.waiting;
       this.waiting = [];
@@ -130,7 +209,44 @@ export class FdWriter implements Out {
       return;
     }
     const chunks = this.take();
-    this.send(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+    const buf = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    if (this.file) this.sendToFile(buf, this.file);
+    else this.send(buf);
+  }
+
+  private sendToFile(all: Buffer, file: LogFile): void {
+    let buf = all;
+    if (buf.length > file.maxBytes) {
+      // Whole lines up to maxBytes (or one longer line); the rest goes back to the queue.
+      let cut = buf.lastIndexOf(0x0a, file.maxBytes - 1) + 1;
+      if (cut === 0) cut = buf.indexOf(0x0a, file.maxBytes) + 1 || buf.length;
+      if (cut < buf.length) {
+        this.queue.unshift(buf.subarray(cut));
+        this.queuedBytes += buf.length - cut;
+        buf = buf.subarray(0, cut);
+      }
+    }
+    let size = 0;
+    try {
+      size = fstatSync(this.fd).size;
+    } catch {
+      // the write below reports what is wrong with the fd
+    }
+    if (!this.rotateAsked && size > 0 && size + buf.length > file.maxBytes) {
+      this.queue.unshift(buf);
+      this.queuedBytes += buf.length;
+      this.rotateAsked = true;
+      this.inFlight = true;
+      this.holding = setTimeout(() => {
+        this.holding = undefined;
+        this.inFlight = false;
+        this.next();
+      }, ROTATE_WAIT_MS);
+      this.holding.unref();
+      file.requestRotate(buf.length);
+      return;
+    }
+    this.send(buf);
   }
 
   private send(buf: Buffer): void {
@@ -174,57 +290,127 @@ export class FdWriter implements Out {
 }
 
 /**
- * Scrubs each line, keeps a ring of the last ones, and encodes it at once into the current batch
- * buffer, passed on at most every BATCH_MS or when full: a busy worker makes tens of writes a
- * second, not one per request. Lines become bytes right away because a batch held as one long
- * string (a rope of thousands of small strings) survives young-generation GCs and must be
- * flattened and encoded at the end: measured about 3 µs a request on GET /hello.
+ * What a request line is made of, kept until the batch is written. The line is made there, with
+ * the batch's other request lines, not when the response finishes: measured on GET /hello, making
+ * it in the middle of each request (code and data cold after Node's and the framework's work) cost
+ * about three times what the same code costs in a loop over the batch. Any other log line first
+ * makes the waiting request lines, so the file keeps the order in which things happened.
+ */
+interface RequestLine {
+  store: RequestLineIds;
+  method: string;
+  url: string;
+  route: string;
+  status: number;
+  ms: number;
+  aborted: boolean;
+  /** performance.now() at the end of the response (the line's time). */
+  endedAt: number;
+  /** The logger's bindings then (service, release, pid, process-wide metadata). */
+  chindings: string;
+}
+
+/**
+ * Scrubs each line and encodes it at once into the current batch buffer, passed on at most every
+ * BATCH_MS or when full: a busy worker makes tens of writes a second, not one per request. Lines
+ * become bytes right away because a batch held as one long string (a rope of thousands of small
+ * strings) survives young-generation GCs and must be flattened and encoded at the end: measured
+ * about 3 µs a request on GET /hello. The last lines for crash reports are read back from the last
+ * batches (kept by reference) rather than kept as strings, for the same reason.
  */
 const BATCH_MS = 20;
-const BATCH_BYTES = 64 * 1024;
+const BATCH_BYTES = 128 * 1024;
+/** Request lines waiting to be made (see RequestLine); made at once past this many (≈ 80 KiB of text). */
+const MAX_PENDING = 256;
+/**
+ * Buffer#utf8Write(string, offset) where Node has it (every release since 0.x; what buf.write
+ * calls after sorting out its optional arguments).
+ */
+const utf8Write: (buf: Buffer, s: string, at: number) => number =
+  typeof (Buffer.prototype as { utf8Write?: unknown }).utf8Write === 'function'
+    ? (buf, s, at) => (buf as unknown as { utf8Write(s: string, at: number): number }).utf8Write(s, at)
+    : (buf, s, at) => buf.write(s, at, 'utf8');
 class LineSink {
-  private ring: string[];
   private buf = Buffer.allocUnsafe(BATCH_BYTES);
   private used = 0;
+  /** Lines in the current batch. */
+  private lines = 0;
+  /** The last batches passed on, oldest first, with their line counts: at least `keep` lines. */
+  private recentBatches: Array<{ bytes: Buffer; lines: number }> = [];
+  private recentCount = 0;
+  private pending: RequestLine[] = [];
+  /** Makes a waiting request line's text (set by createLogger). */
+  formatPending: ((r: RequestLine) => string) | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private at = 0;
-  private full = false;
+  private armed = false;
   constructor(
-    keep: number,
+    private readonly keep: number,
     private readonly out: Out,
-  ) {
-    this.ring = new Array<string>(Math.max(1, keep));
-  }
+  ) {}
   write(line: string): void {
-    this.writeScrubbed(scrub(line));
+    this.makePending();
+    this.append(scrub(line));
   }
-  /** A line whose parts were scrubbed by the caller (the request line). */
-  writeScrubbed(line: string): void {
-    this.ring[this.at] = line;
-    if (++this.at === this.ring.length) {
-      this.at = 0;
-      this.full = true;
-    }
+  /** A request line, made later with the batch (RequestLine). */
+  defer(r: RequestLine): void {
+    this.pending.push(r);
+    if (this.pending.length >= MAX_PENDING) this.makePending();
+    else this.arm();
+  }
+  private makePending(): void {
+    if (this.pending.length === 0) return;
+    const list = this.pending;
+    this.pending = [];
+    const format = this.formatPending!;
+    // One string for all of them, encoded with one call (a native call per line cost more).
+    let text = '';
+    for (let i = 0; i < list.length; i++) text += format(list[i]!);
+    this.append(text, list.length);
+  }
+  /** Scrubbed text of `lines` whole lines into the batch. */
+  private append(text: string, lines = 1): void {
     // A UTF-16 code unit takes at most 3 UTF-8 bytes.
-    if (this.used + line.length * 3 > BATCH_BYTES) {
+    if (this.used + text.length * 3 > BATCH_BYTES) {
       this.drain();
-      if (line.length * 3 > BATCH_BYTES) {
-        this.out.write(Buffer.from(line, 'utf8'));
+      if (text.length * 3 > BATCH_BYTES) {
+        const bytes = Buffer.from(text, 'utf8');
+        this.remember(bytes, lines);
+        this.out.write(bytes);
         return;
       }
     }
-    this.used += this.buf.write(line, this.used, 'utf8');
-    if (this.timer === undefined) this.timer = setTimeout(this.drain, BATCH_MS);
+    this.used += utf8Write(this.buf, text, this.used);
+    this.lines += lines;
+    this.arm();
   }
-  /** The batch so far, and a fresh buffer for the next (the old one goes to the writer). */
+  private arm(): void {
+    if (this.armed) return;
+    // One timer, re-armed with refresh(): no new Timeout per batch.
+    this.armed = true;
+    if (this.timer) this.timer.refresh();
+    else this.timer = setTimeout(this.onTimer, BATCH_MS);
+  }
+  private onTimer = (): void => {
+    this.armed = false;
+    this.drain();
+  };
+  /** The batch so far (waiting request lines made first), and a fresh buffer for the next. */
   private take(): Buffer | undefined {
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = undefined;
+    this.makePending();
     if (this.used === 0) return undefined;
-    const chunk = this.buf.subarray(0, this.used);
-    this.buf = Buffer.allocUnsafe(BATCH_BYTES);
+    let chunk = this.buf.subarray(0, this.used);
+    // A small batch is copied so that remembering it does not hold a whole 64 KiB buffer.
+    if (this.used < BATCH_BYTES / 8) chunk = Buffer.from(chunk);
+    else this.buf = Buffer.allocUnsafe(BATCH_BYTES);
     this.used = 0;
+    this.remember(chunk, this.lines);
+    this.lines = 0;
     return chunk;
+  }
+  private remember(bytes: Buffer, lines: number): void {
+    this.recentBatches.push({ bytes, lines });
+    this.recentCount += lines;
+    while (this.recentBatches.length > 1 && this.recentCount - this.recentBatches[0]!.lines >= this.keep) this.recentCount -= this.recentBatches.shift()!.lines;
   }
   private drain = (): void => {
     const chunk = this.take();
@@ -244,9 +430,13 @@ class LineSink {
     if (this.out.flush) this.out.flush((err) => cb?.(err));
     else cb?.();
   }
+  /** The last `keep` lines, oldest first, without their newlines. */
   recent(): string[] {
-    const lines = this.full ? [...this.ring.slice(this.at), ...this.ring.slice(0, this.at)] : this.ring.slice(0, this.at);
-    return lines.map((l) => l.replace(/\n$/, ''));
+    this.makePending();
+    const text = Buffer.concat([...this.recentBatches.map((b) => b.bytes), this.buf.subarray(0, this.used)]).toString('utf8');
+    const lines = text.split('\n');
+    if (lines[lines.length - 1] === '') lines.pop();
+    return lines.slice(-this.keep);
   }
 }
 
@@ -258,7 +448,7 @@ export function createLogger(opts: LogOptions): Logger {
     const write = opts.write;
     out = { write: (chunk) => write(chunk.toString('utf8')) };
   }
-  else out = new FdWriter(opts.fd ?? 1);
+  else out = opts.file ? FdWriter.append(opts.file, opts.fd ?? 1) : new FdWriter(opts.fd ?? 1);
   const sink = new LineSink(opts.keepLines ?? 50, out);
   // process.exit() in app code must not lose the last lines (batched or queued).
   if (!opts.write) process.once('exit', () => sink.flushSync());
@@ -284,9 +474,13 @@ export function createLogger(opts: LogOptions): Logger {
   };
   const chindings = (logger as unknown as Record<symbol, string>)[pino.symbols.chindingsSym] !== undefined ? () => (logger as unknown as Record<symbol, string>)[pino.symbols.chindingsSym] : () => '';
   // The timestamp as pino's isoTime gives it (Date#toISOString), formatted once a second and
-  // completed with the milliseconds (toISOString costs about 1 µs a call).
+  // completed with the milliseconds (toISOString costs about 1 µs a call). The request line passes
+  // the performance.now() it measured its duration with: wall time is that plus an offset read
+  // from Date.now() once a second (so a clock step shows within a second), not a Date.now() per line.
   let secStart = -1;
   let isoPrefix = '';
+  let wallOffset = 0;
+  let offsetUntil = -1;
   const isoTime = (now: number): string => {
     const ms = now - secStart;
     if (secStart < 0 || ms < 0 || ms >= 1000) {
@@ -296,7 +490,18 @@ export function createLogger(opts: LogOptions): Logger {
     }
     return isoPrefix + (ms < 10 ? '00' + ms : ms < 100 ? '0' + ms : ms) + 'Z';
   };
+  const wallMs = (perfNow: number): number => {
+    if (perfNow >= offsetUntil || perfNow < offsetUntil - 1000) {
+      wallOffset = Date.now() - performance.now();
+      offsetUntil = perfNow + 1000;
+    }
+    return Math.floor(perfNow + wallOffset);
+  };
   const SAFE_ID = /^[A-Za-z0-9._:-]*$/;
+  // Printable ASCII without '"' and '\\' (nothing to escape) and without '=', '@' and space (no
+  // query secret, URL credentials or token to scrub): most request paths.
+  const PLAIN_URL = /^[\x21\x23-\x3c\x3e\x3f\x41-\x5b\x5d-\x7e]*$/;
+  const STATUS = Array.from({ length: 600 }, (_, i) => String(i));
   const routes = new Map<string, string>();
   const routeJson = (route: string): string => {
     let j = routes.get(route);
@@ -306,8 +511,16 @@ export function createLogger(opts: LogOptions): Logger {
     }
     return j;
   };
-  logger.requestLine = (store, method, url, route, status, ms, aborted) => {
-    if (!logger.isLevelEnabled('info')) return;
+  /** Milliseconds with 3 decimals from integer parts (a double's toString costs several times more). */
+  const msText = (ms: number): string => {
+    const us = Math.round(ms * 1000);
+    const whole = Math.floor(us / 1000);
+    const frac = us - whole * 1000;
+    return whole + (frac < 10 ? '.00' : frac < 100 ? '.0' : '.') + frac;
+  };
+  /** The request line as JSON text (see RequestLine for when it is made). */
+  const format = (r: RequestLine): string => {
+    const store = r.store;
     let ids: string;
     if (store.extended) {
       // Only the url and any metadata the app added can hold a secret: scrub those parts.
@@ -316,17 +529,28 @@ export function createLogger(opts: LogOptions): Logger {
       ids = f.length > 2 ? ',' + f.slice(1, -1) : '';
     } else {
       // trace/span ids are hex; the request id is ours or a client's x-request-id (escape that).
-      const id = SAFE_ID.test(store.id) ? '"' + store.id + '"' : scrub(JSON.stringify(store.id));
-      ids = `,"req_id":${id},"trace_id":"${store.traceId}","span_id":"${store.spanId}"`;
+      const id = store.ownId || SAFE_ID.test(store.id) ? '"' + store.id + '"' : scrub(JSON.stringify(store.id));
+      ids = ',"req_id":' + id + ',"trace_id":"' + store.traceId + '","span_id":"' + store.spanId + '"';
     }
-    // A url can hold a secret only as credentials (://), a query parameter (=) or a raw token.
-    let u = JSON.stringify(url);
-    if (u.includes('=') || u.includes('://') || u.includes(' ')) u = scrub(u);
-    sink.writeScrubbed(
-      `{"level":"info","time":"${isoTime(Date.now())}"${chindings()}${ids},"method":"${method}","url":${u},"route":${routeJson(route)},"status":${status},"ms":${Math.round(ms * 1000) / 1000}${aborted ? ',"aborted":true' : ''},"msg":"request"}\n`,
+    // A url can hold a secret only as credentials (://…@), a query parameter (=) or a raw token.
+    let u: string;
+    if (PLAIN_URL.test(r.url)) u = '"' + r.url + '"';
+    else {
+      u = JSON.stringify(r.url);
+      if (u.includes('=') || u.includes('://') || u.includes(' ')) u = scrub(u);
+    }
+    return (
+      '{"level":"info","time":"' + isoTime(wallMs(r.endedAt)) + '"' + r.chindings + ids + ',"method":"' + r.method + '","url":' + u + ',"route":' + routeJson(r.route) +
+      ',"status":' + (STATUS[r.status] ?? String(r.status)) + ',"ms":' + msText(r.ms) + (r.aborted ? ',"aborted":true,"msg":"request"}\n' : ',"msg":"request"}\n')
     );
+  };
+  sink.formatPending = format;
+  logger.requestLine = (store, method, url, route, status, ms, aborted, endedAt) => {
+    if (logger.levelVal > 30) return;
+    sink.defer({ store, method, url, route, status, ms, aborted, endedAt: endedAt ?? performance.now(), chindings: chindings() });
   };
   logger.recentLines = () => sink.recent();
   logger.flushSync = () => sink.flushSync();
+  logger.reopen = () => (out instanceof FdWriter ? out.reopen() : undefined);
   return logger;
 }

@@ -31,12 +31,18 @@ type Tagged<T> = Promise<unknown> & { [CTX]?: T };
 
 /** Follows promise chains only (see above). Hooks are installed on first use. */
 export class PromiseContextStorage<T extends object> implements ContextStorage<T> {
-  private current: T | undefined;
+  /** The current store. Public for the instrumentation's hot path (context.ts), which swaps it inline. */
+  current: T | undefined;
   private stack: Array<T | undefined> = [];
   private stopHooks: (() => void) | undefined;
 
   getStore(): T | undefined {
     return this.current;
+  }
+
+  /** Install the promise hooks now (run() does on first use). */
+  ensureHooks(): void {
+    if (this.stopHooks === undefined) this.install();
   }
 
   run<R, A extends unknown[]>(store: T, fn: (...args: A) => R, ...args: A): R {

@@ -12,7 +12,7 @@ import { WorkerEnv } from '../protocol.ts';
 import { ConfigError, createEnv, type RuntimeConfig } from './env.ts';
 import { Health } from './health.ts';
 import { ConnectionTracker } from './drain.ts';
-import { createLogger, type Logger } from './log.ts';
+import { createLogger, type LogFile, type Logger } from './log.ts';
 import { instrumentServer } from './context.ts';
 import { parseContextMode, type ContextMode } from './request-storage.ts';
 import { FileReporter, WebhookReporter, installCrashHandlers, type CrashReporter } from './crash.ts';
@@ -78,7 +78,7 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
 
   const oneShot = mode === 'eval' || mode === 'migrate';
   // eval/migrate print their result on stdout: their logs go to stderr, warnings and up unless LOG_LEVEL says.
-  const log = createLogger({ name: info.name, version: release.version, level: oneShot ? (process.env.LOG_LEVEL ?? 'warn') : undefined, write: oneShot ? (text) => void process.stderr.write(text) : undefined });
+  const log = createLogger({ name: info.name, version: release.version, level: oneShot ? (process.env.LOG_LEVEL ?? 'warn') : undefined, write: oneShot ? (text) => void process.stderr.write(text) : undefined, file: mode === 'worker' ? logFile() : undefined });
   // Production hooks (issue 6): crash reports, feature flags, tracing. See crash.ts, flags.ts, tracing.ts.
   if (mode === 'worker' || mode === 'standalone') {
     const reporters: CrashReporter[] = [new FileReporter(path.join(process.env.RELEASE_LOG ?? path.join(root ?? '.', 'log'), 'crash'))];
@@ -242,6 +242,8 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
       case 'log-level':
         log.level = msg.level;
         return;
+      case 'log-reopen':
+        return log.reopen();
       case 'metrics-collect':
         return send({ t: 'metrics-data', id: msg.id, json: metrics ? await metrics.json() : null });
       case 'metrics-response':
@@ -377,3 +379,11 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 }
 
 export type { Logger };
+
+/** Under `daemon` the supervisor lets workers append to the log file themselves (supervisor/logs.ts). */
+function logFile(): LogFile | undefined {
+  const file = process.env[WorkerEnv.logFile];
+  const maxBytes = Number(process.env[WorkerEnv.logMaxBytes]);
+  if (!file || !(maxBytes > 0)) return undefined;
+  return { path: file, maxBytes, requestRotate: (bytes) => process.connected && process.send!({ t: 'log-full', bytes } satisfies FromWorker) };
+}

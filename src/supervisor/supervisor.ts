@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import type { SupervisorInfo, SupervisorStatus, WorkerState } from '../protocol.ts';
+import { WorkerEnv, type SupervisorInfo, type SupervisorStatus, type WorkerState } from '../protocol.ts';
 import { ReleaseRoot } from '../release/layout.ts';
 import { readReleases, setState, permanentVersion, pruneReleases } from '../release/releases-file.ts';
 import type { Settings } from './settings.ts';
@@ -82,7 +82,9 @@ export class Supervisor {
   async start(): Promise<void> {
     const { rel, settings } = this;
     mkdirSync(rel.tmpDir, { recursive: true, mode: 0o700 });
-    this.log = new RotatingLog(path.join(rel.logDir, `${settings.name}.log`), settings.logMaxBytes, settings.logGenerations, this.opts.echo);
+    this.log = new RotatingLog(path.join(rel.logDir, `${settings.name}.log`), settings.logMaxBytes, settings.logGenerations, this.opts.echo, () => {
+      for (const w of this.workers) w.send({ t: 'log-reopen' });
+    });
     this.listen = await bindListenSocket(settings.host, settings.port);
     this.writeInfo();
     writeFileSync(path.join(rel.tmpDir, `${settings.name}.pid`), `${process.pid}\n`);
@@ -122,7 +124,8 @@ export class Supervisor {
       appEntry: this.rel.appEntry(version),
       nodeFlags: this.settings.nodeFlags,
       listenFd: this.listen.fd,
-      env: { ...process.env, RELEASE_ROOT: this.rel.root },
+      // Nothing to echo (daemon): workers append their log lines to the file themselves (logs.ts).
+      env: { ...process.env, RELEASE_ROOT: this.rel.root, ...(this.opts.echo || !this.log ? {} : { [WorkerEnv.logFile]: this.log.file, [WorkerEnv.logMaxBytes]: String(this.settings.logMaxBytes) }) },
       stopTimeoutMs: this.settings.stopTimeoutMs,
       drainDelayMs: this.settings.drainDelayMs,
       heartIntervalMs: this.settings.heartIntervalMs,
@@ -137,6 +140,9 @@ export class Supervisor {
     this.metrics.watch(w);
     this.logLine('info', `worker ${w.pid} starting (${version})`, { worker: w.id, version });
     w.on('state', (state: WorkerState, failing?: string) => this.onWorkerState(w, state, failing));
+    // Rotated: every worker is told to reopen. Not rotated (another worker's request already did):
+    // this one reopens too, rather than wait for the answer it asked for.
+    w.on('log-full', (bytes: number) => this.log?.check(bytes) || w.send({ t: 'log-reopen' }));
     w.on('cut', (requests: unknown[]) => this.event(`worker ${w.pid}: stop timeout cut ${requests.length} request(s)`, 'warn', { requests }));
     w.on('exit', (exit: WorkerExit) => this.onWorkerExit(w, exit));
     return w;
@@ -204,6 +210,7 @@ export class Supervisor {
   /** heart: a worker whose event loop stops sending heartbeats is killed and replaced. */
   private heart(): void {
     const now = Date.now();
+    if (!this.opts.echo) this.log?.check();
     for (const w of this.workers) {
       if (w.exited) continue;
       const silent = now - w.lastBeat;

@@ -130,6 +130,9 @@ export class WorkerProcess extends EventEmitter {
       case 'metrics-request':
         this.emit('metrics-request', msg.id);
         return;
+      case 'log-full':
+        this.emit('log-full', msg.bytes);
+        return;
       case 'rpc-result':
       case 'remote-open':
       case 'metrics-data': {
