@@ -1,13 +1,21 @@
 // Cost of the production hooks (request log line + metrics + per-request context) on the orders
-// example's GET /hello, side by side with them off: the same release, 1 worker each, all modes
-// running at once and measured one after the other, rounds alternating the order.
+// example's GET /hello, side by side with them off: the same release, 1 worker per mode.
 //
 // The server must be the bottleneck, not the load generator: on a 2-core machine the daemons
-// (supervisor, whose log capture is part of the cost, and worker) are pinned to CPU 0 and the load
-// generator to CPU 1 (taskset). wrk is the load generator when installed (a C client that needs a
-// fraction of the server's CPU per request); otherwise autocannon, in this process.
+// (supervisor and worker) are pinned to CPU 0 and the load generators to CPU 1 (taskset). wrk is
+// the load generator when installed (a C client that needs a fraction of the server's CPU per
+// request); otherwise autocannon, in this process.
+//
+// How the modes are compared (--method): this machine is shared, and its speed moves by tens of
+// percent within seconds, so modes loaded one after the other (`sequential`) differ by as much as
+// what we measure. `interleaved` (default) loads every mode for the whole run but lets only one
+// mode's daemons run at a time: the others are stopped (SIGSTOP) and the turn passes every
+// --slice-ms. Each mode has the core to itself in its turns (no cache sharing with the other
+// server), and whatever else the machine does hits all modes alike. The headline is requests per
+// CPU-second of each mode's daemons (worker + supervisor, all threads, from /proc) relative to off
+// in the same round. `shared` loads all modes at once on CPU 0 sharing it.
 // Traffic only to 127.0.0.1; every run bounded in time. Writes bench/hooks-results.md.
-//   node --import tsx bench/hooks.ts [--rounds 7] [--seconds 5] [--connections 16]
+//   node --import tsx bench/hooks.ts [--rounds 10] [--seconds 4] [--connections 16] [--method interleaved]
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -24,20 +32,37 @@ import { median } from './lib/stats.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const opt = flags('node --import tsx bench/hooks.ts — cost of request logs + metrics + context on GET /hello', {
-  rounds: { default: 7, help: 'rounds (each runs every mode once, order alternating)' },
-  seconds: { default: 5, help: 'measured seconds per run (after a 1 s warm-up)' },
+  rounds: { default: 10, help: 'rounds (each measures every mode once; the first comes after a 3 s warm-up)' },
+  seconds: { default: 4, help: 'measured seconds per round' },
   connections: { default: 16, help: 'keep-alive connections' },
+  modes: { default: 'off,on,on-async-hooks', help: 'modes to compare (off is always measured): off, on, on-async-hooks, and any that BENCH_HOOKS_MODES adds' },
+  method: { default: 'interleaved', help: 'interleaved: all modes loaded at once, their daemons taking turns on CPU 0 (the others stopped); shared: all modes at once on CPU 0, sharing it; sequential: one mode at a time (plain throughput, very noisy on a shared machine)' },
+  'slice-ms': { default: 40, help: 'interleaved: how long each turn lasts' },
   'no-pin': { default: false, help: 'do not pin the daemons to CPU 0 and the load generator to CPU 1 (pinning needs taskset and 2+ CPUs)' },
 });
 
 const MODES = {
   off: { env: { SLIPWAY_REQUEST_LOG: 'off', SLIPWAY_METRICS: 'off' }, what: 'no request log, no metrics (and so no per-request context)' },
-  on: { env: {}, what: 'defaults: one JSON request line per request (req_id, trace_id, span_id, method, url, route, status, ms, release) through the supervisor into log/orders.log, the request-duration histogram and in-flight gauge, Node default metrics, per-request context following promises, x-request-id' },
+  on: { env: {}, what: 'defaults: one JSON request line per request (req_id, trace_id, span_id, method, url, route, status, ms, release) appended by the worker to log/orders.log (under `daemon`), the request-duration histogram and in-flight gauge, Node default metrics, per-request context following promises, x-request-id' },
   'on-async-hooks': { env: { SLIPWAY_REQUEST_CONTEXT: 'async-hooks' }, what: 'defaults, with the context carried by AsyncLocalStorage (async_hooks) instead' },
 } as Record<string, { env: Record<string, string>; what: string }>;
 // Other modes for exploring (not in the report's text): BENCH_HOOKS_MODES='{"name":{"ENV":"value"}}' adds them.
 for (const [name, env] of Object.entries(JSON.parse(process.env.BENCH_HOOKS_MODES ?? '{}') as Record<string, Record<string, string>>)) MODES[name] = { env, what: `defaults + ${JSON.stringify(env)}` };
 type Mode = string;
+const method = opt.method;
+if (opt['slice-ms'] < 5) {
+  process.stderr.write('hooks.ts: --slice-ms: at least 5\n');
+  process.exit(2);
+}
+if (!['interleaved', 'shared', 'sequential'].includes(method)) {
+  process.stderr.write(`hooks.ts: --method: expected interleaved, shared or sequential, got "${method}"\n`);
+  process.exit(2);
+}
+for (const name of opt.modes.split(',')) if (!MODES[name]) {
+  process.stderr.write(`hooks.ts: --modes: unknown mode "${name}" (known: ${Object.keys(MODES).join(', ')})\n`);
+  process.exit(2);
+}
+for (const name of Object.keys(MODES)) if (name !== 'off' && !opt.modes.split(',').includes(name)) delete MODES[name];
 
 const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 const pin = !opt['no-pin'] && os.cpus().length >= 2 && has('taskset');
@@ -50,23 +75,17 @@ if (pin && !useWrk) {
   execFileSync('taskset', ['-pc', '1', String(process.pid)], { stdio: 'ignore' });
 }
 
-/** Requests completed in `seconds` against url (a warm-up second first). */
+/** Requests completed in `seconds` against url. */
 async function load(url: string, seconds: number): Promise<number> {
-  if (!useWrk) {
-    await autocannon!({ url, connections: opt.connections, duration: 1 });
-    return (await autocannon!({ url, connections: opt.connections, duration: seconds })).requests.total;
-  }
-  const wrk = (d: number) =>
-    new Promise<string>((resolve, reject) => {
-      const args = ['-t1', `-c${opt.connections}`, `-d${d}s`, url];
-      const child = pin ? spawn('taskset', ['-c', '1', 'wrk', ...args]) : spawn('wrk', args);
-      let out = '';
-      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`wrk exited ${code}: ${out}`))));
-    });
-  await wrk(1);
-  const out = await wrk(seconds);
+  if (!useWrk) return (await autocannon!({ url, connections: opt.connections, duration: seconds })).requests.total;
+  const out = await new Promise<string>((resolve, reject) => {
+    const args = ['-t1', `-c${opt.connections}`, `-d${seconds}s`, url];
+    const child = pin ? spawn('taskset', ['-c', '1', 'wrk', ...args]) : spawn('wrk', args);
+    let text = '';
+    child.stdout.on('data', (c: Buffer) => (text += c.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(text) : reject(new Error(`wrk exited ${code}: ${text}`))));
+  });
   const m = /(\d+) requests in/.exec(out);
   if (!m) throw new Error(`wrk: no request count in: ${out}`);
   const errs = /Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)/.exec(out);
@@ -88,48 +107,111 @@ try {
     const bin = path.join(root, 'bin', 'orders');
     const env = { ...process.env, HOST: '127.0.0.1', PORT: String(port), SLIPWAY_WORKERS: '1', OTEL_TRACES_EXPORTER: 'none', ...MODES[mode].env };
     execFileSync(pin ? 'taskset' : bin, pin ? ['-c', '0', bin, 'daemon'] : ['daemon'], { env, stdio: 'ignore', timeout: 60_000 });
-    onCleanup(`stop ${mode}`, () => void execFileSync(bin, ['stop'], { stdio: 'ignore', timeout: 60_000 }));
+    onCleanup(`stop ${mode}`, () => {
+      // A run cut short may leave the daemons stopped (interleaved): let them run to stop them.
+      for (const pid of live[mode] ? [live[mode].sup, live[mode].worker] : []) {
+        try {
+          process.kill(pid, 'SIGCONT');
+        } catch {
+          // gone
+        }
+      }
+      execFileSync(bin, ['stop'], { stdio: 'ignore', timeout: 60_000 });
+    });
     const sup = new ReleaseRoot(root).info()!.pid;
     live[mode] = { url: `http://127.0.0.1:${port}/hello`, sup, worker: childPids(sup)[0]! };
   }
 
   type Run = { rps: number; workerUs: number; supUs: number };
   const runs = {} as Record<Mode, Run[]>;
-  for (const mode of Object.keys(MODES) as Mode[]) runs[mode] = [];
+  const modes = Object.keys(MODES) as Mode[];
+  for (const mode of modes) runs[mode] = [];
+  // The off run each mode's run is compared with (same round, same moment).
+  const offFor = {} as Record<Mode, Run[]>;
+  for (const mode of modes) offFor[mode] = [];
+  /** Load the given modes at once for `seconds`; CPU of each mode's daemons over the same window. */
+  const measure = async (group: Mode[], seconds: number): Promise<Run[]> => {
+    const cpu0 = group.map((mode) => [cpuMs(live[mode].worker), cpuMs(live[mode].sup)]);
+    const counts = await Promise.all(group.map((mode) => load(live[mode].url, seconds)));
+    return group.map((mode, i) => {
+      const n = counts[i]!;
+      return { rps: n / seconds, workerUs: ((cpuMs(live[mode].worker) - cpu0[i]![0]!) * 1000) / n, supUs: ((cpuMs(live[mode].sup) - cpu0[i]![1]!) * 1000) / n };
+    });
+  };
+  const SLICE_MS = opt['slice-ms'];
+  const groupPids = (mode: Mode) => [live[mode].sup, live[mode].worker];
+  const stopGroup = (mode: Mode) => groupPids(mode).forEach((pid) => process.kill(pid, 'SIGSTOP'));
+  const contGroup = (mode: Mode) => groupPids(mode).forEach((pid) => process.kill(pid, 'SIGCONT'));
+  const interleaved = async (group: Mode[], seconds: number): Promise<Run[]> => {
+    let turn = 0;
+    group.forEach((mode, i) => (i === turn ? contGroup(mode) : stopGroup(mode)));
+    const ticker = setInterval(() => {
+      stopGroup(group[turn]!);
+      turn = (turn + 1) % group.length;
+      contGroup(group[turn]!);
+    }, SLICE_MS);
+    try {
+      return await measure(group, seconds);
+    } finally {
+      clearInterval(ticker);
+      group.forEach(contGroup);
+    }
+  };
+  const record = (mode: Mode, r: Run, off: Run | undefined) => {
+    runs[mode].push(r);
+    if (off) offFor[mode].push(off);
+    process.stderr.write(`round ${runs[mode].length} ${mode.padEnd(15)} ${Math.round(r.rps)} req/s, CPU per request: worker ${r.workerUs.toFixed(1)} µs, supervisor ${r.supUs.toFixed(1)} µs\n`);
+  };
   for (let round = 0; round < opt.rounds; round++) {
-    const order = Object.keys(MODES) as Mode[];
-    if (round % 2) order.reverse();
-    for (const mode of order) {
-      const l = live[mode];
-      const w0 = cpuMs(l.worker);
-      const s0 = cpuMs(l.sup);
-      const n = await load(l.url, opt.seconds);
-      // The counters include the warm-up second: per request over warm-up + run, rate over the run.
-      const r: Run = { rps: n / opt.seconds, workerUs: ((cpuMs(l.worker) - w0) * 1000) / (n * (1 + 1 / opt.seconds)), supUs: ((cpuMs(l.sup) - s0) * 1000) / (n * (1 + 1 / opt.seconds)) };
-      runs[mode].push(r);
-      process.stderr.write(`round ${round + 1} ${mode.padEnd(15)} ${Math.round(r.rps)} req/s, CPU per request: worker ${r.workerUs.toFixed(1)} µs, supervisor ${r.supUs.toFixed(1)} µs\n`);
+    if (method === 'sequential') {
+      if (round === 0) for (const mode of modes) await measure([mode], 3);
+      const order = round % 2 ? [...modes].reverse() : modes;
+      const got = {} as Record<Mode, Run>;
+      for (const mode of order) got[mode] = (await measure([mode], opt.seconds))[0]!;
+      for (const mode of modes) record(mode, got[mode]!, got.off);
+    } else if (method === 'shared') {
+      if (round === 0) await measure(modes, 3);
+      const got = await measure(modes, opt.seconds);
+      modes.forEach((mode, i) => record(mode, got[i]!, got[0]));
+    } else {
+      if (round === 0) await interleaved(modes, 3);
+      const got = await interleaved(modes, opt.seconds);
+      modes.forEach((mode, i) => record(mode, got[i]!, got[0]));
     }
   }
 
   const med = (mode: Mode, k: keyof Run) => median(runs[mode].map((r) => r[k]));
-  const paired = (mode: Mode) => runs[mode].map((r, i) => r.rps / runs.off[i]!.rps);
-  const cost = (mode: Mode) => (1 - median(paired(mode))) * 100;
-  const rows = (Object.keys(MODES) as Mode[]).map((mode) => `| ${mode} | ${runs[mode].map((r) => Math.round(r.rps)).join(' / ')} | ${Math.round(med(mode, 'rps'))} | ${mode === 'off' ? '—' : paired(mode).map((x) => (x * 100).toFixed(0) + '%').join(' / ')} | ${mode === 'off' ? '—' : cost(mode).toFixed(1) + ' %'} | ${med(mode, 'workerUs').toFixed(1)} | ${med(mode, 'supUs').toFixed(1)} |`);
+  const cpuPerReq = (r: Run) => r.workerUs + r.supUs;
+  // Requests per CPU-second of the mode's daemons relative to off, and plain throughput relative to off, same round.
+  const perCpu = (mode: Mode) => runs[mode].map((r, i) => cpuPerReq(offFor[mode][i]!) / cpuPerReq(r));
+  const perRps = (mode: Mode) => runs[mode].map((r, i) => r.rps / offFor[mode][i]!.rps);
+  const headline = (mode: Mode) => (1 - median(method === 'sequential' ? perRps(mode) : perCpu(mode))) * 100;
+  const pcts = (xs: number[]) => xs.map((x) => (x * 100).toFixed(0) + '%').join(' / ');
+  const rows = modes.map(
+    (mode) =>
+      `| ${mode} | ${runs[mode].map((r) => Math.round(r.rps)).join(' / ')} | ${mode === 'off' ? '—' : pcts(perRps(mode))} | ${mode === 'off' ? '—' : pcts(perCpu(mode))} | ${mode === 'off' ? '—' : headline(mode).toFixed(1) + ' %'} | ${med(mode, 'workerUs').toFixed(1)} | ${med(mode, 'supUs').toFixed(1)} |`,
+  );
   const md = [
     '# Production hooks: cost on GET /hello',
     '',
     machineLine(m),
     '',
-    `Setup: the orders example release, 1 worker per mode, all three modes running at once (SQLite default, OTel export off: OTEL_TRACES_EXPORTER=none; trace ids are still made and logged), measured one after the other, ${opt.rounds} rounds alternating the order; ${useWrk ? 'wrk (1 thread)' : 'autocannon'}, ${opt.connections} keep-alive connections, 1 s warm-up then ${opt.seconds} s per run. ${pin ? 'Daemons (supervisor and worker) pinned to CPU 0, the load generator to CPU 1, so the server is the bottleneck and the log capture competes with the worker, as it would on a machine with one worker per core.' : 'Not pinned (no taskset or one CPU): the load generator competes with the server.'}`,
+    `Setup: the orders example release under \`bin/orders daemon\`, 1 worker per mode (SQLite default, OTel export off: OTEL_TRACES_EXPORTER=none; trace ids are still made and logged), one ${useWrk ? 'wrk (1 thread)' : 'autocannon'} per mode with ${opt.connections} keep-alive connections, ${opt.rounds} rounds of ${opt.seconds} s after a 3 s warm-up. ` +
+      (method === 'interleaved'
+        ? `Method \`interleaved\`: all modes are loaded for the whole round but only one mode's daemons run at a time (the others SIGSTOPped), taking turns of ${SLICE_MS} ms, so each has the core to itself in its turns and the shared machine's swings hit all modes alike. Headline: requests per CPU-second of each mode's daemons (worker + supervisor, from /proc) relative to off in the same round.`
+        : method === 'shared'
+          ? 'Method `shared`: all modes loaded at once, sharing the core. Headline: requests per CPU-second of each mode\'s daemons (worker + supervisor, from /proc) relative to off in the same round.'
+          : 'Method `sequential`: one mode at a time, order alternating. Headline: plain throughput relative to off in the same round (very noisy on this shared machine).'),
+    pin ? 'Daemons (supervisor and worker) pinned to CPU 0, the load generators to CPU 1, so the servers are the bottleneck.' : 'Not pinned (no taskset or one CPU): the load generator competes with the servers.',
     '',
-    ...(Object.keys(MODES) as Mode[]).map((mode) => `- **${mode}**: ${MODES[mode].what}.`),
+    ...modes.map((mode) => `- **${mode}**: ${MODES[mode].what}.`),
     '',
-    '| mode | req/s per round | median req/s | throughput vs off, same round | cost (median of rounds) | worker CPU µs/req | supervisor CPU µs/req |',
+    `| mode | req/s per round | throughput vs off, same round | req per CPU-second vs off, same round | cost (median of rounds) | worker CPU µs/req | supervisor CPU µs/req |`,
     '|---|---|---|---|---|---|---|',
     ...rows,
     '',
-    `Cost of logging + metrics + context with the defaults: **${cost('on').toFixed(1)} %** of GET /hello throughput (budget 10 %). With the context on async_hooks: ${cost('on-async-hooks').toFixed(1)} %. Load average at the end: ${os.loadavg().map((x) => x.toFixed(1)).join(' / ')}.`,
-    `Reproduce: \`node --import tsx bench/hooks.ts --rounds ${opt.rounds} --seconds ${opt.seconds} --connections ${opt.connections}\` (install wrk for the numbers above: \`apt-get install wrk\`).`,
+    `${MODES.on ? `Cost of logging + metrics + context with the defaults: **${headline('on').toFixed(1)} %** of GET /hello ${method === 'sequential' ? 'throughput' : 'throughput per CPU-second'} (budget 10 %).` : ''}${modes.filter((x) => x !== 'off' && x !== 'on').map((x) => ` ${x}: ${headline(x).toFixed(1)} %.`).join('')} Load average at the end: ${os.loadavg().map((x) => x.toFixed(1)).join(' / ')}.`,
+    `Reproduce: \`node --import tsx bench/hooks.ts --rounds ${opt.rounds} --seconds ${opt.seconds} --connections ${opt.connections} --method ${method}${method === 'interleaved' ? ` --slice-ms ${SLICE_MS}` : ''}\` (install wrk for the numbers above: \`apt-get install wrk\`).`,
     '',
   ].join('\n');
   const file = path.join(here, 'hooks-results.md');
