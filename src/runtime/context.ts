@@ -169,6 +169,18 @@ export interface InstrumentOptions {
   context?: ContextMode | boolean;
   /** Answer this path before the app sees it (e.g. "/metrics"). */
   intercept?: { path: string; handle(req: IncomingMessage, res: ServerResponse): void };
+  /**
+   * The drain's request tracking (drain.ts ConnectionTracker): given, the instrumentation, which
+   * sees every request anyway, feeds it, so it need not follow Node's channels as well.
+   */
+  tracker?: { useFeed(feed: RequestFeed): void; requestStarted(res: ServerResponse): void; requestEnded(): void };
+}
+
+/** Requests in flight, as the instrumentation sees them (for the drain, drain.ts). */
+export interface RequestFeed {
+  readonly inFlight: number;
+  /** The socket's responses not finished yet, with their start (performance.now()). */
+  openOn(socket: Socket): Array<{ res: ServerResponse; startedAt: number }>;
 }
 
 /** Sockets' requests whose response has not finished yet (usually 0 or 1; more when pipelined). */
@@ -241,10 +253,20 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
   if (eventsInContext) runEventsInContext();
   const interceptPath = intercept?.path;
 
+  let inFlight = 0;
+  const tracker = opts.tracker;
+  tracker?.useFeed({
+    get inFlight() {
+      return inFlight;
+    },
+    openOn: (socket) => ((socket as TrackedSocket)[OPEN] ?? []).flatMap((s) => (s.res ? [{ res: s.res, startedAt: s.started }] : [])),
+  });
   const finish = (store: RequestContext, aborted: boolean): void => {
     const req = store.req as TrackedRequest;
     const res = store.res!;
     store.req = store.res = undefined;
+    inFlight--;
+    tracker?.requestEnded();
     const route = store.route || 'unmatched';
     const status = res.statusCode;
     const endedAt = performance.now();
@@ -320,6 +342,8 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
       socket[OPEN] = [store];
       socket.once('close', onSocketClose);
     } else open.push(store);
+    inFlight++;
+    tracker?.requestStarted(res);
     observer?.begin();
     if (store.span) {
       const span = store.span;
@@ -353,13 +377,22 @@ export function requestContextPlugin() {
   type Req = { routeOptions?: { url?: string }; raw?: object };
   type Reply = { header?(name: string, value: string): unknown; raw?: { headersSent?: boolean; setHeader?(name: string, value: string): unknown } };
   type Instance = { addHook(name: 'onRequest', fn: (req: Req, reply: Reply, done: () => void) => void): unknown };
+  // Fastify's request.routeOptions is a getter that builds a dozen-field object on every call (and
+  // asks the router about version constraints): measured on GET /hello. The route's context,
+  // which holds the same url, is read directly when Fastify has it where it has it since v4.
+  let contextKey: symbol | null | undefined;
+  const routeOf = (req: Req): string => {
+    if (contextKey === undefined) contextKey = Object.getOwnPropertySymbols(req).find((k) => k.description === 'fastify.context') ?? null;
+    const url = contextKey ? (req as unknown as Record<symbol, { config?: { url?: unknown } } | undefined>)[contextKey]?.config?.url : undefined;
+    return typeof url === 'string' ? url : (req.routeOptions?.url ?? '');
+  };
   const plugin = async (app: Instance) => {
     headerByPlugin = true;
     app.addHook('onRequest', (req, reply, done) => {
       // The instrumented server left the request's store on the raw request.
       const s = (req.raw as Record<symbol, RequestStore | undefined> | undefined)?.[STORE];
       if (s) {
-        s.route = req.routeOptions?.url ?? '';
+        s.route = routeOf(req);
         if (typeof reply.header === 'function') reply.header('x-request-id', s.id);
         else reply.raw?.setHeader?.('x-request-id', s.id);
       }

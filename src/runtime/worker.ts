@@ -174,7 +174,7 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
   }
   if (requestLog || metrics || tracer) {
     const metricsPath = process.env.SLIPWAY_METRICS_PATH ?? '/metrics';
-    instrumentServer(server, { log, requestLog, observer: metrics, tracer, context: contextMode, intercept: metricsEndpoint && metricsPath ? { path: metricsPath, handle: (_req, res) => metricsEndpoint.handle(res) } : undefined });
+    instrumentServer(server, { log, requestLog, observer: metrics, tracer, context: contextMode, tracker, intercept: metricsEndpoint && metricsPath ? { path: metricsPath, handle: (_req, res) => metricsEndpoint.handle(res) } : undefined });
   }
   const keepAlive = env.duration('KEEP_ALIVE_TIMEOUT', 5000);
   server.keepAliveTimeout = keepAlive;
