@@ -1,6 +1,6 @@
 // The database: SQLite in var/ by default, PostgreSQL when DATABASE_URL is postgres://.
 import path from 'node:path';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Logger as KyselyLogger, type Migration, type MigrationProvider } from 'kysely';
+import { CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteAdapter, SqliteDialect, SqliteDriver, sql, type DatabaseConnection, type DialectAdapter, type Driver, type Logger as KyselyLogger, type Migration, type MigrationProvider, type SqliteDialectConfig } from 'kysely';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
 
@@ -36,12 +36,43 @@ export function openDatabase(url: URL | null, varDir: string, poolSize: number, 
     sqlite.pragma('journal_mode = WAL');
     sqlite.pragma('busy_timeout = 5000');
     sqlite.pragma('synchronous = NORMAL');
-    return { db: new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }), log }), kind: 'sqlite', describe: `sqlite:${file}` };
+    return { db: new Kysely<Database>({ dialect: new MigrationSafeSqliteDialect({ database: sqlite }), log }), kind: 'sqlite', describe: `sqlite:${file}` };
   }
   const pool = new pg.Pool({ connectionString: url.toString(), max: poolSize, connectionTimeoutMillis: 2000 });
   // An idle client losing its server must not crash the worker; readiness reports it instead.
   pool.on('error', () => undefined);
   return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log }), kind: 'postgres', describe: `postgres://${url.host}${url.pathname}` };
+}
+
+/**
+ * Kysely runs SQLite migrations outside a transaction and takes no lock (it assumes one process).
+ * Workers booting together each migrate the same file (migrateOnBoot): without a lock a second
+ * one failed with "table already exists". Here migrations run in a transaction (SQLite has
+ * transactional DDL: a failed migration also leaves the schema as it was), and transactions
+ * begin IMMEDIATE, taking SQLite's write lock at once: the other workers wait (busy_timeout),
+ * then find nothing left to do. (A deferred transaction that has read cannot wait for the lock in
+ * WAL mode: it fails with "database is locked".)
+ */
+class MigrationSafeSqliteAdapter extends SqliteAdapter {
+  override get supportsTransactionalDdl(): boolean {
+    return true;
+  }
+}
+class ImmediateSqliteDriver extends SqliteDriver {
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+}
+class MigrationSafeSqliteDialect extends SqliteDialect {
+  constructor(private readonly sqliteConfig: SqliteDialectConfig) {
+    super(sqliteConfig);
+  }
+  override createDriver(): Driver {
+    return new ImmediateSqliteDriver(this.sqliteConfig);
+  }
+  override createAdapter(): DialectAdapter {
+    return new MigrationSafeSqliteAdapter();
+  }
 }
 
 const migrations: Record<string, Migration> = {
