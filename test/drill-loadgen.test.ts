@@ -7,6 +7,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { parseMix, startLoad } from '../src/drill/loadgen.ts';
 import { lastVariantAt, summarize, variantSwitches, windows } from '../src/drill/analyze.ts';
+import { Connection } from '../src/drill/http1.ts';
 import { freePort, onCleanup, runCleanups } from './helpers/release.ts';
 
 after(runCleanups);
@@ -42,6 +43,23 @@ test('framing: Content-Length, chunked and Connection: close bodies, x-release p
   assert.equal(s.requests, 300);
   assert.equal(s.ok, 300, JSON.stringify(s.errors));
   assert.ok(s.releases['1.0.0']! > 0 && s.releases['2.0.0']! > 0);
+});
+
+test("a socket idle for nearly the server's keep-alive timeout is not reused (the server may be closing it)", async () => {
+  // keepAliveTimeout 2 s: Node answers "Keep-Alive: timeout=2"; the client gives a socket up after 1 s idle.
+  const server = http.createServer({ keepAliveTimeout: 2000 }, (_req, res) => res.end('ok'));
+  let connections = 0;
+  server.on('connection', () => connections++);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  onCleanup(() => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))));
+  const c = new Connection('127.0.0.1', (server.address() as net.AddressInfo).port, 5000);
+  onCleanup(() => c.close());
+  assert.equal((await c.request('GET', '/', '', undefined, true)).body, 'ok');
+  assert.equal((await c.request('GET', '/', '', undefined, true)).body, 'ok');
+  assert.equal(connections, 1, 'reused while fresh');
+  await new Promise((r) => setTimeout(r, 1300));
+  assert.equal((await c.request('GET', '/', '', undefined, true)).body, 'ok');
+  assert.equal(connections, 2, 'a new connection after 1.3 s idle (server closes at 2 s)');
 });
 
 test('errors by kind: refused, reset, timeout, non-2xx', async () => {

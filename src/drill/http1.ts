@@ -27,6 +27,8 @@ export class HttpError extends Error {
 }
 
 const CRLF2 = Buffer.from('\r\n\r\n');
+/** How long before the server's keep-alive timeout an idle socket is given up (undici uses 1 s, then 2 s). */
+const KEEP_ALIVE_MARGIN_MS = 1000;
 
 interface Pending {
   resolve: (r: Response) => void;
@@ -51,6 +53,9 @@ export class Connection implements Sender {
   private bodySeen = 0;
   private timer: NodeJS.Timeout;
   private startedAt = 0;
+  /** The server's keep-alive timeout (its Keep-Alive: timeout=N), and when the socket was last used. */
+  private keepAliveMs = Infinity;
+  private idleSince = 0;
   private readonly hostHeader: string;
   private static cache = new Map<string, string>();
 
@@ -84,6 +89,14 @@ export class Connection implements Sender {
       this.resetParser();
       this.startedAt = performance.now();
       this.timer.refresh();
+      // Like pooled clients (undici: keepAliveTimeoutThreshold), a socket idle for nearly the
+      // server's keep-alive timeout is not reused: the server may be closing it right now, and a
+      // request written into that close is lost. A fresh connection instead.
+      if (this.socket && this.startedAt - this.idleSince > this.keepAliveMs - KEEP_ALIVE_MARGIN_MS) {
+        const old = this.socket;
+        this.socket = null;
+        old.destroy();
+      }
       if (!this.socket) this.connect();
       this.socket!.write(raw);
     });
@@ -171,6 +184,10 @@ export class Connection implements Sender {
           if (name === 'content-length') this.length = Number(line.slice(c + 1));
           else if (name === 'transfer-encoding') this.chunked = /chunked/i.test(line);
           else if (name === 'connection') this.close_ = /close/i.test(line);
+          else if (name === 'keep-alive') {
+            const t = /timeout=(\d+)/i.exec(line);
+            if (t) this.keepAliveMs = Number(t[1]) * 1000;
+          }
           else if (name === 'x-release') this.release = line.slice(c + 1).trim();
           else if (name === this.variantHeader) this.variant = line.slice(c + 1).trim();
         }
@@ -218,6 +235,7 @@ export class Connection implements Sender {
     const p = this.pending!;
     this.pending = null;
     this.buf = null;
+    this.idleSince = performance.now();
     if (this.close_) {
       const s = this.socket;
       this.socket = null;
