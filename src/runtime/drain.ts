@@ -10,12 +10,6 @@ import net from 'node:net';
 import type { Server, ServerResponse, IncomingMessage } from 'node:http';
 import type { RequestFeed } from './context.ts';
 
-export interface InFlight {
-  method: string;
-  url: string;
-  startedAt: number;
-}
-
 /** A socket's responses not finished yet (usually 0 or 1; more when pipelined). */
 const RESPONSES = Symbol('slipway.responses');
 type Tracked = net.Socket & { [RESPONSES]?: Array<{ res: ServerResponse; startedAt: number }> };
