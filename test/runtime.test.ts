@@ -92,6 +92,14 @@ describe('instrumentServer', () => {
       });
       return;
     }
+    if (req.url === '/own-id-set') {
+      res.setHeader('X-Request-Id', 'app-1');
+      return res.end('ok');
+    }
+    if (req.url === '/own-id-head') {
+      res.writeHead(200, { 'X-Request-Id': 'app-2', 'content-type': 'text/plain' });
+      return res.end('ok');
+    }
     const s = currentRequest()!;
     s.route = req.url!.split('?')[0]!.replace(/\/\d+$/, '/:n');
     await sleep(req.url === '/slow' ? 300 : 1);
@@ -129,6 +137,23 @@ describe('instrumentServer', () => {
     assert.equal(request.release, '9.9.9');
     assert.equal(request.aborted, undefined);
     assert.deepEqual(observed.at(-1), ['GET', '/items/:n', 200]);
+  });
+
+  it('x-request-id is written once: ours, or the one the app set itself (setHeader or writeHead, any case)', async () => {
+    const head = async (path: string) => {
+      const sock = net.connect(port, '127.0.0.1');
+      await new Promise((r) => sock.on('connect', r));
+      sock.write(`GET ${path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n`);
+      let text = '';
+      sock.on('data', (c: Buffer) => (text += c.toString('latin1')));
+      await new Promise((r) => sock.on('close', r));
+      return text.slice(0, text.indexOf('\r\n\r\n')).split('\r\n').filter((l) => /^x-request-id:/i.test(l));
+    };
+    const ours = await head('/items/5');
+    assert.equal(ours.length, 1);
+    assert.match(ours[0]!, /^x-request-id: \S+$/i);
+    assert.deepEqual((await head('/own-id-set')).map((l) => l.split(': ')[1]), ['app-1']);
+    assert.deepEqual((await head('/own-id-head')).map((l) => l.split(': ')[1]), ['app-2']);
   });
 
   it('a POST whose handler runs from the body stream events keeps the ids', async () => {

@@ -80,11 +80,36 @@ export function bindRequest<F extends (...args: never[]) => unknown>(fn: F): F {
 /** The request's store on the raw request, for requestContextPlugin (works without the context). */
 const STORE = Symbol.for('slipway.store');
 /**
- * Set once requestContextPlugin is registered: it then puts x-request-id on the framework's reply
- * (one more entry in the headers Fastify writes at once), which saves the worker a res.setHeader
- * per request (Node then merges headers one by one in writeHead: a few µs).
+ * x-request-id goes into the response head as Node writes it: the status line handed to
+ * ServerResponse#_storeHeader gets one more line. Setting it as a header instead (Fastify's
+ * reply.header, or res.setHeader, which makes Node merge a framework's headers one by one) costs
+ * a lower-casing, a validation and a header entry per request: 1 to 2 points of GET /hello
+ * throughput (bench/hooks.ts). The id is ours or a client's header value, which Node's parser
+ * has already checked; an x-request-id the app set itself wins. Where Node has no _storeHeader
+ * (a future release), the header is set the ordinary way.
  */
-let headerByPlugin = false;
+type StoreHeader = (this: ServerResponse, firstLine: string, headers: unknown) => unknown;
+const outgoingProto = ServerResponse.prototype as unknown as { _storeHeader?: StoreHeader };
+let headerInHead = false;
+function writeIdInHead(): boolean {
+  if (headerInHead) return true;
+  const storeHeader = outgoingProto._storeHeader;
+  if (typeof storeHeader !== 'function') return false;
+  headerInHead = true;
+  outgoingProto._storeHeader = function (this: ServerResponse & { [STORE]?: RequestContext }, firstLine: string, headers: unknown) {
+    const store = this[STORE];
+    if (store !== undefined && !appSetRequestId(this, headers)) firstLine += 'x-request-id: ' + store.id + '\r\n';
+    return storeHeader.call(this, firstLine, headers);
+  };
+  return true;
+}
+function appSetRequestId(res: ServerResponse, headers: unknown): boolean {
+  if (res.hasHeader('x-request-id')) return true;
+  if (headers === null || typeof headers !== 'object') return false;
+  if (Array.isArray(headers)) return headers.some((h, i) => (Array.isArray(h) ? String(h[0]) : i % 2 === 0 ? String(h) : '').toLowerCase() === 'x-request-id');
+  for (const k in headers) if (k.length === 12 && k.toLowerCase() === 'x-request-id') return true;
+  return false;
+}
 
 export function currentRequest(): RequestStore | undefined {
   return requestStorage.getStore();
@@ -252,6 +277,7 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
   const eventsInContext = mode === 'promises';
   if (eventsInContext) runEventsInContext();
   const interceptPath = intercept?.path;
+  const idInHead = writeIdInHead();
 
   let inFlight = 0;
   const tracker = opts.tracker;
@@ -335,7 +361,7 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
     if (eventsInContext) store.completed = completed;
     req[STORE] = store;
     (res as TrackedResponse)[STORE] = store;
-    if (!headerByPlugin) res.setHeader('x-request-id', id);
+    if (!idInHead) res.setHeader('x-request-id', id);
     const socket = req.socket as TrackedSocket;
     const open = socket[OPEN];
     if (open === undefined) {
@@ -387,15 +413,10 @@ export function requestContextPlugin() {
     return typeof url === 'string' ? url : (req.routeOptions?.url ?? '');
   };
   const plugin = async (app: Instance) => {
-    headerByPlugin = true;
-    app.addHook('onRequest', (req, reply, done) => {
+    app.addHook('onRequest', (req, _reply, done) => {
       // The instrumented server left the request's store on the raw request.
       const s = (req.raw as Record<symbol, RequestStore | undefined> | undefined)?.[STORE];
-      if (s) {
-        s.route = routeOf(req);
-        if (typeof reply.header === 'function') reply.header('x-request-id', s.id);
-        else reply.raw?.setHeader?.('x-request-id', s.id);
-      }
+      if (s) s.route = routeOf(req);
       done();
     });
   };
