@@ -232,20 +232,12 @@ function runEventsInContext(): void {
       // eslint-disable-next-line prefer-rest-params
       if (store === undefined || store.req === undefined) return emit.apply(this, arguments as unknown as unknown[]);
       const storage = promiseStorage;
-      let result: boolean;
-      // eslint-disable-next-line prefer-rest-params
-      if (storage === undefined || storage.current === store) result = emit.apply(this, arguments as unknown as unknown[]);
-      else {
-        // Inline rather than storage.run(): no arguments array and spread on every event.
-        const prev = storage.current;
-        storage.current = store;
-        try {
-          // eslint-disable-next-line prefer-rest-params
-          result = emit.apply(this, arguments as unknown as unknown[]);
-        } finally {
-          storage.current = prev;
-        }
-      }
+      const result =
+        storage === undefined || storage.current === store
+          ? // eslint-disable-next-line prefer-rest-params
+            emit.apply(this, arguments as unknown as unknown[])
+          : // eslint-disable-next-line prefer-rest-params
+            storage.apply(store, emit, this, arguments);
       // The end of the response, as Node's http.server.response.finish channel would tell it
       // (which costs a message object per request), once its listeners have run.
       if (event === 'finish' && this === store.res && store.completed !== undefined) store.completed(store);
@@ -263,8 +255,9 @@ function applyEmit(emit: (...a: never[]) => boolean, self: unknown, args: IArgum
  * gets one log line, one histogram sample and (when OTel export is on) one server span when its
  * response finishes, or when its connection closes first ("aborted").
  *
- * Why not a 'close' listener per response: the end of a response is observed through Node's own
- * `http.server.response.finish` diagnostics channel and one 'close' listener per connection, so a
+ * Why not a 'close' listener per response: the end of a response is observed through the
+ * response's own 'finish' event in the patched emit ("promises" mode; Node's
+ * `http.server.response.finish` channel otherwise) and one 'close' listener per connection, so a
  * keep-alive connection's requests add no listener and no closure; this is the hot path of every
  * request, and measured in bench/hooks.ts.
  */
@@ -377,18 +370,8 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
       const args = arguments;
       return span.run(() => (useContext ? requestStorage.run(store, applyEmit, emit, this, args) : applyEmit(emit, this, args)));
     }
-    const storage = promiseStorage;
-    if (useContext && storage !== undefined) {
-      storage.ensureHooks();
-      const prev = storage.current;
-      storage.current = store;
-      try {
-        // eslint-disable-next-line prefer-rest-params
-        return emit.apply(this, arguments as unknown as Parameters<typeof emit>);
-      } finally {
-        storage.current = prev;
-      }
-    }
+    // eslint-disable-next-line prefer-rest-params
+    if (useContext && promiseStorage !== undefined) return promiseStorage.apply(store, emit, this, arguments);
     // eslint-disable-next-line prefer-rest-params
     return useContext ? requestStorage.run(store, applyEmit, emit, this, arguments) : emit.apply(this, arguments as unknown as Parameters<typeof emit>);
   } as typeof server.emit;

@@ -31,7 +31,7 @@ type Tagged<T> = Promise<unknown> & { [CTX]?: T };
 
 /** Follows promise chains only (see above). Hooks are installed on first use. */
 export class PromiseContextStorage<T extends object> implements ContextStorage<T> {
-  /** The current store. Public for the instrumentation's hot path (context.ts), which swaps it inline. */
+  /** The current store. Public for the instrumentation's hot path (context.ts), which compares it. */
   current: T | undefined;
   private stack: Array<T | undefined> = [];
   private stopHooks: (() => void) | undefined;
@@ -40,9 +40,19 @@ export class PromiseContextStorage<T extends object> implements ContextStorage<T
     return this.current;
   }
 
-  /** Install the promise hooks now (run() does on first use). */
-  ensureHooks(): void {
+  /**
+   * fn.apply(self, args) with `store` as the current context: run() for the instrumentation's hot
+   * path (an emit per request event), without run()'s rest parameters and spread.
+   */
+  apply<R>(store: T, fn: (...a: never[]) => R, self: unknown, args: IArguments): R {
     if (this.stopHooks === undefined) this.install();
+    const prev = this.current;
+    this.current = store;
+    try {
+      return fn.apply(self, args as unknown as never[]);
+    } finally {
+      this.current = prev;
+    }
   }
 
   run<R, A extends unknown[]>(store: T, fn: (...args: A) => R, ...args: A): R {
