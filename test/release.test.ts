@@ -115,6 +115,9 @@ describe('a deployed tarball, away from the source tree', () => {
     assert.ok(alive(pid), 'pid is live');
     const workers = childPids(pid);
     assert.ok(workers.length >= 1);
+    // Workers run with Slipway's default node flags (WORKER_NODE_FLAGS), the release's after them.
+    const execArgv = await rel.run(['rpc', 'process.execArgv']);
+    assert.deepEqual(JSON.parse(execArgv.stdout), ['--no-memory-reducer'], execArgv.stderr);
 
     const status = await rel.run(['status', '--json']);
     const st = JSON.parse(status.stdout);

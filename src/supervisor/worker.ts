@@ -29,6 +29,20 @@ export function appArgv(envSh: string, node: string, nodeFlags: string[], appEnt
   return ['-c', '. "$0" && exec "$@"', envSh, node, ...nodeFlags, appEntry];
 }
 
+/**
+ * Node flags every worker gets before the release's own `nodeFlags` (a later flag wins, so
+ * `nodeFlags: ["--memory-reducer"]` turns a default back on).
+ *
+ * --no-memory-reducer: a worker that boots and waits for its first request sees V8's memory
+ * reducer run "Mark-Compact (reduce)" collections about 15 s after boot, which do not retain maps
+ * that only inline caches still point to. Afterwards Node's own `process.nextTick` (its tick
+ * object is a literal with symbol keys; several ticks per HTTP request) takes V8's runtime slow
+ * path: GET /hello of the orders example then took 18 to 26 % more CPU per request for as long as
+ * it was measured (bench/idle.ts, docs/reference.md). The price: an idle worker's heap is not
+ * shrunk below the size it grew to.
+ */
+export const WORKER_NODE_FLAGS: readonly string[] = ['--no-memory-reducer'];
+
 export interface WorkerExit {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -66,7 +80,7 @@ export class WorkerProcess extends EventEmitter {
     this.id = spec.id;
     this.version = spec.version;
     this.restarts = spec.restarts;
-    this.child = spawn('/bin/sh', appArgv(spec.envSh, spec.node, spec.nodeFlags, spec.appEntry), {
+    this.child = spawn('/bin/sh', appArgv(spec.envSh, spec.node, [...WORKER_NODE_FLAGS, ...spec.nodeFlags], spec.appEntry), {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc', spec.listenFd],
       env: {
         ...spec.env,
