@@ -9,7 +9,7 @@ import net from 'node:net';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { bindRequest, currentRequest, instrumentServer, requestStorage, setContextMode } from '../src/runtime/context.ts';
-import { createLogger } from '../src/runtime/log.ts';
+import { createLogger, requestLineText, type RequestLineParts } from '../src/runtime/log.ts';
 import { WorkerMetrics } from '../src/runtime/metrics.ts';
 import { lineSplitter } from '../src/supervisor/logs.ts';
 import { AsyncHooksContextStorage, PromiseContextStorage, parseContextMode } from '../src/runtime/request-storage.ts';
@@ -281,6 +281,49 @@ it("log capture's line splitter: whole lines only, bytes intact when a UTF-8 cha
   assert.ok(out.every((b) => b.at(-1) === 0x0a));
   split.push(Buffer.alloc(70 * 1024, 0x61)); // a line longer than 64 KiB is passed on, not held forever
   assert.equal(out.at(-1)!.length, 70 * 1024 + 1);
+});
+
+it('request line text: the kept pieces give the same text as building every part, and the JSON a log call would hold', () => {
+  const fast = requestLineText();
+  const reference = requestLineText({ pieces: false });
+  const trace = '0af7651916cd43dd8448eb211c80319c';
+  const span = 'b7ad6b7169203331';
+  const stores = [
+    { id: 'abc-1', traceId: trace, spanId: span, fields: {}, ownId: true },
+    { id: 'client.id:42', traceId: trace, spanId: span, fields: {} },
+    { id: 'bad "id" \\ ü', traceId: trace, spanId: span, fields: {} },
+    { id: 'abc-2', traceId: trace, spanId: span, fields: { req_id: 'abc-2', trace_id: trace, span_id: span, order_id: 7, password: 'hunter2' }, extended: true, ownId: true },
+  ];
+  const urls = ['/hello', '/orders/5?x=1', '/a?token=abc123', '/ü/ç', '/"quoted"\\', 'http://u:pw@host/x', '/with space'];
+  const routes = ['/hello', '/orders/:id', 'unmatched', '/"r"'];
+  const bindings = [',"service":"orders","release":"1.0.0","pid":1', ',"service":"orders","release":"1.0.0","pid":1,"region":"eu"', ''];
+  const base = Date.UTC(2026, 10, 26, 18, 0, 0);
+  let n = 0;
+  for (const store of stores)
+    for (const url of urls)
+      for (const [ri, route] of routes.entries())
+        for (const chindings of bindings) {
+          n++;
+          const r: RequestLineParts = { store, method: n % 3 ? 'GET' : 'POST', url, route, status: [200, 201, 404, 503, 599][n % 5]!, ms: [0, 0.0004, 0.0006, 1.5, 12.3456, 999.9996, 1234.5][n % 7]!, aborted: n % 4 === 0, chindings };
+          // Times that cross second boundaries back and forth (a clock step).
+          const wall = base + [0, 1, 999, 1000, 61_001, 500][(n + ri) % 6]! - (n % 11 === 0 ? 3000 : 0);
+          const line = fast(r, wall);
+          assert.equal(line, reference(r, wall));
+          assert.ok(line.endsWith('\n'));
+          const j = JSON.parse(line) as Record<string, unknown>;
+          assert.equal(j.time, new Date(wall).toISOString());
+          assert.equal(j.ms, Math.round(r.ms * 1000) / 1000);
+          assert.equal(j.status, r.status);
+          assert.equal(j.route, route);
+          assert.equal(j.method, r.method);
+          assert.equal(j.req_id, store.id);
+          assert.equal(j.trace_id, trace);
+          assert.equal(j.aborted, r.aborted ? true : undefined);
+          assert.ok(!line.includes('abc123') && !line.includes('hunter2') && !line.includes(':pw@'), line);
+          if (!/[=@ ]/.test(url)) assert.equal(j.url, url);
+          if (chindings.includes('region')) assert.equal(j.region, 'eu');
+        }
+  assert.ok(n > 300);
 });
 
 it('request lines are made with their batch, but stay in order with other lines and are in recentLines at once', async () => {
