@@ -8,7 +8,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { bindRequest, currentRequest, instrumentServer, requestStorage, setContextMode } from '../src/runtime/context.ts';
+import { bindRequest, currentRequest, instrumentServer, requestContextPlugin, requestStorage, setContextMode } from '../src/runtime/context.ts';
 import { createLogger, requestLineText, type RequestLineParts } from '../src/runtime/log.ts';
 import { WorkerMetrics } from '../src/runtime/metrics.ts';
 import { lineSplitter } from '../src/supervisor/logs.ts';
@@ -172,6 +172,51 @@ describe('instrumentServer', () => {
     const line = lines.find((l) => l.msg === 'handled a body');
     assert.equal(line?.body, 'helloworld');
     assert.equal(line?.req_id, 'body-1');
+  });
+
+  it('Fastify: handlers after a body, after awaits and onResponse hooks keep the ids; a GET keeps the prototype emit', async () => {
+    const { default: Fastify } = await import('fastify');
+    const flines: Line[] = [];
+    const flog = logger(flines);
+    const app = Fastify();
+    await app.register(requestContextPlugin());
+    const ownEmit: Record<string, [boolean, boolean]> = {};
+    app.get('/plain', async (req, reply) => {
+      ownEmit.plain = [Object.hasOwn(req.raw, 'emit'), Object.hasOwn(reply.raw, 'emit')];
+      await sleep(1);
+      flog.info('plain handler');
+      return 'ok';
+    });
+    app.post('/body', async (req, reply) => {
+      ownEmit.body = [Object.hasOwn(req.raw, 'emit'), Object.hasOwn(reply.raw, 'emit')];
+      await sleep(1);
+      flog.info({ item: (req.body as { item: string }).item }, 'body handler');
+      return 'ok';
+    });
+    app.get('/hooked', { onResponse: (_req, _reply, done) => (flog.info('on response'), done()) }, async () => 'ok');
+    await app.ready();
+    instrumentServer(app.server, { log: flog, requestLog: true });
+    await new Promise<void>((r) => app.server.listen(0, '127.0.0.1', () => r()));
+    try {
+      const at = `http://127.0.0.1:${(app.server.address() as net.AddressInfo).port}`;
+      const ids: Record<string, string> = {};
+      for (const [name, init] of [['plain', {}], ['body', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ item: 'book' }) }], ['hooked', {}]] as const) {
+        const res = await fetch(`${at}/${name}`, init);
+        assert.equal(await res.text(), 'ok');
+        ids[name] = res.headers.get('x-request-id')!;
+      }
+      await sleep(30);
+      await new Promise<void>((r) => flog.flush(() => r()));
+      const reqId = (msg: string) => flines.find((l) => l.msg === msg)?.req_id;
+      assert.equal(reqId('plain handler'), ids.plain);
+      assert.equal(reqId('body handler'), ids.body);
+      assert.equal(reqId('on response'), ids.hooked);
+      assert.deepEqual(flines.filter((l) => l.msg === 'request').map((l) => [l.route, l.req_id]), [['/plain', ids.plain], ['/body', ids.body], ['/hooked', ids.hooked]]);
+      // Only a request with a body runs its events through an emit of its own (context.ts).
+      assert.deepEqual(ownEmit, { plain: [false, false], body: [true, false] });
+    } finally {
+      await app.close();
+    }
   });
 
   it('a callback wrapped with bindRequest keeps the ids', async () => {

@@ -27,8 +27,6 @@ class RequestContext implements RequestStore {
   extended = false;
   /** The id is nextRequestId()'s (the request line need not check it). */
   ownId = false;
-  /** Called by the patched ServerResponse emit on 'finish' (instrumentServer's completion). */
-  completed: ((store: RequestContext) => void) | undefined;
   private extra: Record<string, unknown> | undefined;
   /** Instrumentation state (not part of RequestStore); req/res are dropped once logged. */
   started: number;
@@ -220,33 +218,40 @@ type TrackedResponse = ServerResponse & { [STORE]?: RequestContext };
 /**
  * In "promises" mode the context follows promise chains only, but a request also runs code from
  * its own events: Fastify (like any framework) parses a POST body from the request's 'data' and
- * 'end' events and calls the handler from there; 'finish' listeners run from the socket. So the
- * request's and the response's events run in the request's context: one patch of each
- * prototype's emit (a symbol lookup per event; objects without a store are untouched).
+ * 'end' events and calls the handler from there. So a request with a body gets an emit of its own
+ * that runs its events in its context, and so does a response whose Fastify route has onResponse
+ * hooks (requestContextPlugin; they run from the response's 'finish'). Other requests and
+ * responses keep the prototype's emit: patching IncomingMessage's and ServerResponse's prototype
+ * emit instead (every event of every request) cost 5.7 % of GET /hello requests per CPU-second,
+ * because Node's stream code, shared by every stream, then calls two more emit functions.
+ * Other listeners on a response ('finish', 'close') run without the context: `bindRequest`.
  */
-let emittersPatched = false;
-function runEventsInContext(): void {
-  if (emittersPatched) return;
-  emittersPatched = true;
-  for (const proto of [IncomingMessage.prototype, ServerResponse.prototype] as Array<{ emit: (...a: unknown[]) => boolean }>) {
-    const emit = proto.emit;
-    proto.emit = function (this: { [STORE]?: RequestContext }, event: string | symbol): boolean {
-      const store = this[STORE];
-      // eslint-disable-next-line prefer-rest-params
-      if (store === undefined || store.req === undefined) return emit.apply(this, arguments as unknown as unknown[]);
-      const storage = promiseStorage;
-      const result =
-        storage === undefined || storage.current === store
-          ? // eslint-disable-next-line prefer-rest-params
-            emit.apply(this, arguments as unknown as unknown[])
-          : // eslint-disable-next-line prefer-rest-params
-            storage.apply(store, emit, this, arguments);
-      // The end of the response, as Node's http.server.response.finish channel would tell it
-      // (which costs a message object per request), once its listeners have run.
-      if (event === 'finish' && this === store.res && store.completed !== undefined) store.completed(store);
-      return result;
-    } as (...a: unknown[]) => boolean;
-  }
+const requestEmit = IncomingMessage.prototype.emit;
+const responseEmit = ServerResponse.prototype.emit;
+function requestEmitInContext(this: TrackedRequest): boolean {
+  const store = this[STORE];
+  const storage = promiseStorage;
+  // eslint-disable-next-line prefer-rest-params
+  if (store === undefined || store.req === undefined || storage === undefined || storage.current === store) return requestEmit.apply(this, arguments as unknown as Parameters<typeof requestEmit>);
+  // eslint-disable-next-line prefer-rest-params
+  return storage.apply(store, requestEmit, this, arguments);
+}
+function responseEmitInContext(this: TrackedResponse): boolean {
+  const store = this[STORE];
+  const storage = promiseStorage;
+  // eslint-disable-next-line prefer-rest-params
+  if (store === undefined || store.req === undefined || storage === undefined || storage.current === store) return responseEmit.apply(this, arguments as unknown as Parameters<typeof responseEmit>);
+  // eslint-disable-next-line prefer-rest-params
+  return storage.apply(store, responseEmit, this, arguments);
+}
+/** A body comes: Content-Length above 0 or a Transfer-Encoding (chunked). */
+function hasBody(headers: IncomingMessage['headers']): boolean {
+  const length = headers['content-length'];
+  return (length !== undefined && length !== '0') || headers['transfer-encoding'] !== undefined;
+}
+/** Run this response's events in its request's context ("promises" mode; see above). */
+function responseEventsInContext(res: object): void {
+  if (promiseStorage !== undefined && contextMode === 'promises') (res as TrackedResponse).emit = responseEmitInContext as TrackedResponse['emit'];
 }
 /** emit.apply(self, args) as a plain function, for ContextStorage.run (no closure per call). */
 function applyEmit(emit: (...a: never[]) => boolean, self: unknown, args: IArguments): boolean {
@@ -258,11 +263,10 @@ function applyEmit(emit: (...a: never[]) => boolean, self: unknown, args: IArgum
  * gets one log line, one histogram sample and (when OTel export is on) one server span when its
  * response finishes, or when its connection closes first ("aborted").
  *
- * Why not a 'close' listener per response: the end of a response is observed through the
- * response's own 'finish' event in the patched emit ("promises" mode; Node's
- * `http.server.response.finish` channel otherwise) and one 'close' listener per connection, so a
- * keep-alive connection's requests add no listener and no closure; this is the hot path of every
- * request, and measured in bench/hooks.ts.
+ * Why not a 'close' listener per response: the end of a response is observed through Node's
+ * `http.server.response.finish` channel and one 'close' listener per connection, so a keep-alive
+ * connection's requests add no listener and no closure; this is the hot path of every request,
+ * and measured in bench/hooks.ts.
  */
 export function instrumentServer(server: Server, opts: InstrumentOptions): void {
   const emit = server.emit;
@@ -271,7 +275,6 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
   const useContext = mode !== 'off';
   if (useContext) setContextMode(mode);
   const eventsInContext = mode === 'promises';
-  if (eventsInContext) runEventsInContext();
   const interceptPath = intercept?.path;
   const idInHead = writeIdInHead();
 
@@ -301,9 +304,12 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
       log.info({ ...store.fields, method: req.method, url: req.url, route, status, ms: Math.round(ms * 1000) / 1000, ...(aborted ? { aborted: true } : null) }, 'request');
     }
   };
-  /** The response finished (from the response's 'finish' event or Node's diagnostics channel). */
-  const completed = (store: RequestContext): void => {
-    const open = (store.req!.socket as TrackedSocket)[OPEN];
+  /** The response finished: Node's http.server.response.finish channel, from its own 'finish' listener. */
+  const onFinish = (message: unknown): void => {
+    const m = message as { request: TrackedRequest; server: Server };
+    const store = m.request[STORE];
+    if (m.server !== server || store === undefined || store.req === undefined) return;
+    const open = (store.req.socket as TrackedSocket)[OPEN];
     if (open !== undefined) {
       if (open.length === 1 && open[0] === store) open.pop();
       else {
@@ -313,16 +319,8 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
     }
     finish(store, false);
   };
-  if (!eventsInContext) {
-    // Without the patched emit, Node's own channel tells when a response finished.
-    const onFinish = (message: unknown): void => {
-      const m = message as { request: TrackedRequest; server: Server };
-      const store = m.request[STORE];
-      if (m.server === server && store !== undefined && store.req !== undefined) completed(store);
-    };
-    diagnostics.subscribe('http.server.response.finish', onFinish);
-    server.once('close', () => diagnostics.unsubscribe('http.server.response.finish', onFinish));
-  }
+  diagnostics.subscribe('http.server.response.finish', onFinish);
+  server.once('close', () => diagnostics.unsubscribe('http.server.response.finish', onFinish));
   // A response that never finished (client gone, socket destroyed, stop timeout) is logged when
   // its connection closes.
   function onSocketClose(this: TrackedSocket): void {
@@ -354,8 +352,8 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
       store = parent ? new RequestContext(id, parent.traceId, newSpanId(), parent.flags, started, undefined, req, res) : new RequestContext(id, newTraceId(), newSpanId(), '00', started, undefined, req, res);
     }
     store.ownId = ownId;
-    if (eventsInContext) store.completed = completed;
     req[STORE] = store;
+    if (eventsInContext && hasBody(req.headers)) req.emit = requestEmitInContext as TrackedRequest['emit'];
     (res as TrackedResponse)[STORE] = store;
     if (!idInHead) res.setHeader('x-request-id', id);
     const socket = req.socket as TrackedSocket;
@@ -387,7 +385,7 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
  */
 export function requestContextPlugin() {
   type Req = { routeOptions?: { url?: string }; raw?: object };
-  type Reply = { header?(name: string, value: string): unknown; raw?: { headersSent?: boolean; setHeader?(name: string, value: string): unknown } };
+  type Reply = { header?(name: string, value: string): unknown; raw?: object };
   type Instance = { addHook(name: 'onRequest', fn: (req: Req, reply: Reply, done: () => void) => void): unknown };
   // Fastify's request.routeOptions is a getter that builds a dozen-field object on every call (and
   // asks the router about version constraints): measured on GET /hello. The route's context,
@@ -399,10 +397,14 @@ export function requestContextPlugin() {
     return typeof url === 'string' ? url : (req.routeOptions?.url ?? '');
   };
   const plugin = async (app: Instance) => {
-    app.addHook('onRequest', (req, _reply, done) => {
+    app.addHook('onRequest', (req, reply, done) => {
       // The instrumented server left the request's store on the raw request.
       const s = (req.raw as Record<symbol, RequestStore | undefined> | undefined)?.[STORE];
-      if (s) s.route = routeOf(req);
+      if (s) {
+        s.route = routeOf(req);
+        // onResponse hooks run from the response's 'finish' event: in the request's context too.
+        if (contextKey && (req as unknown as Record<symbol, { onResponse?: unknown } | undefined>)[contextKey]?.onResponse && reply.raw) responseEventsInContext(reply.raw);
+      }
       done();
     });
   };

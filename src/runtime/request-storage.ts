@@ -11,7 +11,8 @@
 //
 // What it does not follow: callback APIs (setTimeout, EventEmitter listeners, callback-style
 // drivers) started while serving a request run without the request's context unless wrapped with
-// `bindRequest(fn)`. `SLIPWAY_REQUEST_CONTEXT=async-hooks` uses AsyncLocalStorage instead (every
+// `bindRequest(fn)` (context.ts runs a request's own events in it when it has a body, and a Fastify
+// route's onResponse hooks). `SLIPWAY_REQUEST_CONTEXT=async-hooks` uses AsyncLocalStorage instead (every
 // kind of async work, at its cost), and `off` carries no context past the request's first tick.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { promiseHooks } from 'node:v8';
