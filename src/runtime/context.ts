@@ -75,8 +75,6 @@ export function bindRequest<F extends (...args: never[]) => unknown>(fn: F): F {
   return requestStorage.bind(fn);
 }
 
-/** The request's store on the raw request, for requestContextPlugin (works without the context). */
-const STORE = Symbol.for('slipway.store');
 /**
  * x-request-id goes into the response head as Node writes it: the status line handed to
  * ServerResponse#_storeHeader gets one more line. Setting it as a header instead (Fastify's
@@ -94,8 +92,8 @@ function writeIdInHead(): boolean {
   const storeHeader = outgoingProto._storeHeader;
   if (typeof storeHeader !== 'function') return false;
   headerInHead = true;
-  outgoingProto._storeHeader = function (this: ServerResponse & { [STORE]?: RequestContext }, firstLine: string, headers: unknown) {
-    const store = this[STORE];
+  outgoingProto._storeHeader = function (this: ServerResponse, firstLine: string, headers: unknown) {
+    const store = storeOf(this.req);
     if (store !== undefined && !appSetRequestId(this, headers)) firstLine += 'x-request-id: ' + store.id + '\r\n';
     return storeHeader.call(this, firstLine, headers);
   };
@@ -212,8 +210,19 @@ export interface RequestFeed {
 /** Sockets' requests whose response has not finished yet (usually 0 or 1; more when pipelined). */
 const OPEN = Symbol('slipway.open');
 type TrackedSocket = Socket & { [OPEN]?: RequestContext[] };
-type TrackedRequest = IncomingMessage & { [STORE]?: RequestContext };
-type TrackedResponse = ServerResponse & { [STORE]?: RequestContext };
+
+/**
+ * The store of a request whose response has not finished, found through its connection: nothing
+ * is added to the request or the response object (a property added to every request and response
+ * changes their hidden class in the middle of Node's own code that reads them), and the
+ * instrumentation, the response head, the plugin and the emits all find it here.
+ */
+function storeOf(req: IncomingMessage | null | undefined): RequestContext | undefined {
+  const open = (req?.socket as TrackedSocket | null | undefined)?.[OPEN];
+  if (open === undefined) return undefined;
+  for (let i = 0; i < open.length; i++) if (open[i]!.req === req) return open[i];
+  return undefined;
+}
 
 /**
  * In "promises" mode the context follows promise chains only, but a request also runs code from
@@ -228,16 +237,16 @@ type TrackedResponse = ServerResponse & { [STORE]?: RequestContext };
  */
 const requestEmit = IncomingMessage.prototype.emit;
 const responseEmit = ServerResponse.prototype.emit;
-function requestEmitInContext(this: TrackedRequest): boolean {
-  const store = this[STORE];
+function requestEmitInContext(this: IncomingMessage): boolean {
+  const store = storeOf(this);
   const storage = promiseStorage;
   // eslint-disable-next-line prefer-rest-params
   if (store === undefined || store.req === undefined || storage === undefined || storage.current === store) return requestEmit.apply(this, arguments as unknown as Parameters<typeof requestEmit>);
   // eslint-disable-next-line prefer-rest-params
   return storage.apply(store, requestEmit, this, arguments);
 }
-function responseEmitInContext(this: TrackedResponse): boolean {
-  const store = this[STORE];
+function responseEmitInContext(this: ServerResponse): boolean {
+  const store = storeOf(this.req);
   const storage = promiseStorage;
   // eslint-disable-next-line prefer-rest-params
   if (store === undefined || store.req === undefined || storage === undefined || storage.current === store) return responseEmit.apply(this, arguments as unknown as Parameters<typeof responseEmit>);
@@ -251,7 +260,7 @@ function hasBody(headers: IncomingMessage['headers']): boolean {
 }
 /** Run this response's events in its request's context ("promises" mode; see above). */
 function responseEventsInContext(res: object): void {
-  if (promiseStorage !== undefined && contextMode === 'promises') (res as TrackedResponse).emit = responseEmitInContext as TrackedResponse['emit'];
+  if (promiseStorage !== undefined && contextMode === 'promises') (res as ServerResponse).emit = responseEmitInContext as ServerResponse['emit'];
 }
 /** emit.apply(self, args) as a plain function, for ContextStorage.run (no closure per call). */
 function applyEmit(emit: (...a: never[]) => boolean, self: unknown, args: IArguments): boolean {
@@ -287,7 +296,7 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
     openOn: (socket) => ((socket as TrackedSocket)[OPEN] ?? []).flatMap((s) => (s.res ? [{ res: s.res, startedAt: s.started }] : [])),
   });
   const finish = (store: RequestContext, aborted: boolean): void => {
-    const req = store.req as TrackedRequest;
+    const req = store.req as IncomingMessage;
     const res = store.res!;
     store.req = store.res = undefined;
     inFlight--;
@@ -306,8 +315,8 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
   };
   /** The response finished: Node's http.server.response.finish channel, from its own 'finish' listener. */
   const onFinish = (message: unknown): void => {
-    const m = message as { request: TrackedRequest; server: Server };
-    const store = m.request[STORE];
+    const m = message as { request: IncomingMessage; server: Server };
+    const store = storeOf(m.request);
     if (m.server !== server || store === undefined || store.req === undefined) return;
     const open = (store.req.socket as TrackedSocket)[OPEN];
     if (open !== undefined) {
@@ -332,7 +341,7 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
   server.emit = function (this: Server, event: string | symbol, a?: unknown, b?: unknown): boolean {
     // eslint-disable-next-line prefer-rest-params -- apply(this, arguments) allocates nothing
     if (event !== 'request') return emit.apply(this, arguments as unknown as Parameters<typeof emit>);
-    const req = a as TrackedRequest;
+    const req = a as IncomingMessage;
     const res = b as ServerResponse;
     if (interceptPath !== undefined && req.url === interceptPath) {
       if (!this.listening) res.setHeader('connection', 'close');
@@ -352,9 +361,7 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
       store = parent ? new RequestContext(id, parent.traceId, newSpanId(), parent.flags, started, undefined, req, res) : new RequestContext(id, newTraceId(), newSpanId(), '00', started, undefined, req, res);
     }
     store.ownId = ownId;
-    req[STORE] = store;
-    if (eventsInContext && hasBody(req.headers)) req.emit = requestEmitInContext as TrackedRequest['emit'];
-    (res as TrackedResponse)[STORE] = store;
+    if (eventsInContext && hasBody(req.headers)) req.emit = requestEmitInContext as IncomingMessage['emit'];
     if (!idInHead) res.setHeader('x-request-id', id);
     const socket = req.socket as TrackedSocket;
     const open = socket[OPEN];
@@ -398,8 +405,8 @@ export function requestContextPlugin() {
   };
   const plugin = async (app: Instance) => {
     app.addHook('onRequest', (req, reply, done) => {
-      // The instrumented server left the request's store on the raw request.
-      const s = (req.raw as Record<symbol, RequestStore | undefined> | undefined)?.[STORE];
+      // The request's store, as the instrumented server keeps it (storeOf).
+      const s = storeOf(req.raw as IncomingMessage | undefined);
       if (s) {
         s.route = routeOf(req);
         // onResponse hooks run from the response's 'finish' event: in the request's context too.
