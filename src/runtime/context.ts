@@ -237,21 +237,15 @@ function storeOf(req: IncomingMessage | null | undefined): RequestContext | unde
  */
 const requestEmit = IncomingMessage.prototype.emit;
 const responseEmit = ServerResponse.prototype.emit;
-function requestEmitInContext(this: IncomingMessage): boolean {
-  const store = storeOf(this);
+function emitInContext(this: IncomingMessage | ServerResponse): boolean {
+  const isResponse = this instanceof ServerResponse;
+  const store = storeOf(isResponse ? this.req : this);
+  const emit = isResponse ? responseEmit : requestEmit;
   const storage = promiseStorage;
   // eslint-disable-next-line prefer-rest-params
-  if (store === undefined || store.req === undefined || storage === undefined || storage.current === store) return requestEmit.apply(this, arguments as unknown as Parameters<typeof requestEmit>);
+  if (store === undefined || store.req === undefined || storage === undefined || storage.current === store) return emit.apply(this, arguments as unknown as Parameters<typeof emit>);
   // eslint-disable-next-line prefer-rest-params
-  return storage.apply(store, requestEmit, this, arguments);
-}
-function responseEmitInContext(this: ServerResponse): boolean {
-  const store = storeOf(this.req);
-  const storage = promiseStorage;
-  // eslint-disable-next-line prefer-rest-params
-  if (store === undefined || store.req === undefined || storage === undefined || storage.current === store) return responseEmit.apply(this, arguments as unknown as Parameters<typeof responseEmit>);
-  // eslint-disable-next-line prefer-rest-params
-  return storage.apply(store, responseEmit, this, arguments);
+  return storage.apply(store, emit, this, arguments);
 }
 /** A body comes: Content-Length above 0 or a Transfer-Encoding (chunked). */
 function hasBody(headers: IncomingMessage['headers']): boolean {
@@ -260,7 +254,7 @@ function hasBody(headers: IncomingMessage['headers']): boolean {
 }
 /** Run this response's events in its request's context ("promises" mode; see above). */
 function responseEventsInContext(res: object): void {
-  if (promiseStorage !== undefined && contextMode === 'promises') (res as ServerResponse).emit = responseEmitInContext as ServerResponse['emit'];
+  if (promiseStorage !== undefined && contextMode === 'promises') (res as ServerResponse).emit = emitInContext as ServerResponse['emit'];
 }
 /** emit.apply(self, args) as a plain function, for ContextStorage.run (no closure per call). */
 function applyEmit(emit: (...a: never[]) => boolean, self: unknown, args: IArguments): boolean {
@@ -361,7 +355,7 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
       store = parent ? new RequestContext(id, parent.traceId, newSpanId(), parent.flags, started, undefined, req, res) : new RequestContext(id, newTraceId(), newSpanId(), '00', started, undefined, req, res);
     }
     store.ownId = ownId;
-    if (eventsInContext && hasBody(req.headers)) req.emit = requestEmitInContext as IncomingMessage['emit'];
+    if (eventsInContext && hasBody(req.headers)) req.emit = emitInContext as IncomingMessage['emit'];
     if (!idInHead) res.setHeader('x-request-id', id);
     const socket = req.socket as TrackedSocket;
     const open = socket[OPEN];
