@@ -349,7 +349,7 @@ it('request line text: the kept pieces give the same text as building every part
       for (const [ri, route] of routes.entries())
         for (const chindings of bindings) {
           n++;
-          const r: RequestLineParts = { store, method: n % 3 ? 'GET' : 'POST', url, route, status: [200, 201, 404, 503, 599][n % 5]!, ms: [0, 0.0004, 0.0006, 1.5, 12.3456, 999.9996, 1234.5][n % 7]!, aborted: n % 4 === 0, chindings };
+          const r: RequestLineParts = { ...store, method: n % 3 ? 'GET' : 'POST', url, route, status: [200, 201, 404, 503, 599][n % 5]!, ms: [0, 0.0004, 0.0006, 1.5, 12.3456, 999.9996, 1234.5][n % 7]!, aborted: n % 4 === 0, chindings };
           // Times that cross second boundaries back and forth (a clock step).
           const wall = base + [0, 1, 999, 1000, 61_001, 500][(n + ri) % 6]! - (n % 11 === 0 ? 3000 : 0);
           const line = fast(r, wall);
@@ -375,8 +375,9 @@ it('request lines are made with their batch, but stay in order with other lines 
   const text: string[] = [];
   const log = createLogger({ name: 'orders', version: '1.2.3', write: (t) => text.push(t) });
   const store = { id: 'r-1', traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', fields: {}, ownId: true };
-  log.requestLine(store, 'GET', '/a?token=abc123', '/a', 200, 1.5, false, performance.now());
-  log.requestLine({ ...store, id: 'r-2' }, 'GET', '/b', '/b', 404, 0.25, true, performance.now());
+  const parts = { chindings: '', endedAt: performance.now() };
+  log.requestLine({ ...store, ...parts, method: 'GET', url: '/a?token=abc123', route: '/a', status: 200, ms: 1.5, aborted: false });
+  log.requestLine({ ...store, ...parts, id: 'r-2', method: 'GET', url: '/b', route: '/b', status: 404, ms: 0.25, aborted: true });
   assert.deepEqual(log.recentLines().map((l) => (JSON.parse(l) as Line).req_id), ['r-1', 'r-2']);
   log.info({ step: 1 }, 'after');
   await new Promise<void>((r) => log.flush(() => r()));

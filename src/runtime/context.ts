@@ -6,6 +6,7 @@ import diagnostics from 'node:diagnostics_channel';
 import { IncomingMessage, ServerResponse, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { AsyncHooksContextStorage, PromiseContextStorage, type ContextMode, type ContextStorage } from './request-storage.ts';
+import type { RequestLine } from './log.ts';
 
 export interface RequestStore {
   id: string;
@@ -30,6 +31,14 @@ class RequestContext implements RequestStore {
   private extra: Record<string, unknown> | undefined;
   /** Instrumentation state (not part of RequestStore); req/res are dropped once logged. */
   started: number;
+  // The request line's parts (log.ts RequestLine), filled in when the response ends.
+  method = '';
+  url = '';
+  status = 0;
+  ms = 0;
+  aborted = false;
+  endedAt = 0;
+  chindings = '';
   span: ReturnType<RequestTracer['start']> | undefined;
   req: IncomingMessage | undefined;
   res: ServerResponse | undefined;
@@ -181,7 +190,7 @@ export interface RequestObserver {
 }
 
 export interface InstrumentOptions {
-  log: { info(obj: object, msg: string): void; isLevelEnabled(level: string): boolean; requestLine?: (store: RequestStore, method: string, url: string, route: string, status: number, ms: number, aborted: boolean, endedAt?: number) => void };
+  log: { info(obj: object, msg: string): void; isLevelEnabled(level: string): boolean; requestLine?: (line: RequestLine) => void };
   requestLog: boolean;
   observer?: RequestObserver;
   tracer?: RequestTracer;
@@ -302,7 +311,17 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
     observer?.end(req.method ?? 'GET', route, status, ms / 1000);
     store.span?.end(status, route);
     if (!requestLog) return;
-    if (log.requestLine) log.requestLine(store, req.method ?? 'GET', req.url ?? '/', route, status, ms, aborted, endedAt);
+    if (log.requestLine) {
+      // The store is the line (RequestLine): its response parts filled in, no object per line.
+      store.method = req.method ?? 'GET';
+      store.url = req.url ?? '/';
+      store.route = route;
+      store.status = status;
+      store.ms = ms;
+      store.aborted = aborted;
+      store.endedAt = endedAt;
+      log.requestLine(store);
+    }
     else if (log.isLevelEnabled('info')) {
       log.info({ ...store.fields, method: req.method, url: req.url, route, status, ms: Math.round(ms * 1000) / 1000, ...(aborted ? { aborted: true } : null) }, 'request');
     }

@@ -24,10 +24,11 @@ export interface LogMethods {
    * The per-request line, serialized by hand (the hot path): the same JSON a `log.info(fields,
    * 'request')` would give, with the process bindings and the request's fields. Its parts are kept
    * and the text made with the batch (see RequestLine), at the latest when the batch is written
-   * (BATCH_MS) or another line is logged. Honors the level (info). `endedAt`: performance.now()
-   * at the end of the response (the line's time; default now).
+   * (BATCH_MS) or another line is logged. Honors the level (info). The line is kept as given (the
+   * request's own store, with the response's parts filled in: no object per line) and its
+   * `chindings` set here.
    */
-  requestLine(store: RequestLineIds, method: string, url: string, route: string, status: number, ms: number, aborted: boolean, endedAt?: number): void;
+  requestLine(line: RequestLine): void;
 }
 
 /** What the request line needs of the request's store (context.ts RequestStore). */
@@ -296,8 +297,7 @@ export class FdWriter implements Out {
  * about twice what the same code costs in a loop over the batch. Any other log line first
  * makes the waiting request lines, so the file keeps the order in which things happened.
  */
-interface RequestLine {
-  store: RequestLineIds;
+export interface RequestLine extends RequestLineIds {
   method: string;
   url: string;
   route: string;
@@ -306,7 +306,7 @@ interface RequestLine {
   aborted: boolean;
   /** performance.now() at the end of the response (the line's time). */
   endedAt: number;
-  /** The logger's bindings then (service, release, pid, process-wide metadata). */
+  /** The logger's bindings then (service, release, pid, process-wide metadata; set by requestLine). */
   chindings: string;
 }
 
@@ -501,7 +501,7 @@ export function requestLineText(opts: { pieces?: boolean } = {}): (r: RequestLin
     return u.slice(1, -1);
   };
   /** ,"req_id":…,"trace_id":…,"span_id":… and any metadata the app added. */
-  const idsText = (store: RequestLineIds): string => {
+  const idsText = (store: RequestLine | RequestLineParts): string => {
     if (store.extended) {
       // Only the url and any metadata the app added can hold a secret: scrub those parts.
       let f = JSON.stringify(store.fields);
@@ -515,7 +515,7 @@ export function requestLineText(opts: { pieces?: boolean } = {}): (r: RequestLin
   const general = (r: RequestLineParts, wall: number): string => {
     const ms = second(wall);
     return (
-      '{"level":"info","time":"' + isoPrefix + DIGITS3[ms] + 'Z"' + r.chindings + idsText(r.store) + ',"method":"' + r.method + '","url":"' + urlText(r.url) + '","route":' + routeJson(r.route) +
+      '{"level":"info","time":"' + isoPrefix + DIGITS3[ms] + 'Z"' + r.chindings + idsText(r) + ',"method":"' + r.method + '","url":"' + urlText(r.url) + '","route":' + routeJson(r.route) +
       ',"status":' + r.status + ',"ms":' + msText(r.ms) + (r.aborted ? ',"aborted":true,"msg":"request"}\n' : ',"msg":"request"}\n')
     );
   };
@@ -528,8 +528,7 @@ export function requestLineText(opts: { pieces?: boolean } = {}): (r: RequestLin
   // '","route":"/orders/:id","status":200,"ms":', by route, then status.
   const routePart = new Map<string, string[]>();
   return (r, wall) => {
-    const store = r.store;
-    if (store.extended || !(store.ownId || SAFE_ID.test(store.id))) return general(r, wall);
+    if (r.extended || !(r.ownId || SAFE_ID.test(r.id))) return general(r, wall);
     let a = afterTime.get(r.chindings);
     if (a === undefined) {
       a = 'Z"' + r.chindings + ',"req_id":"';
@@ -549,7 +548,7 @@ export function requestLineText(opts: { pieces?: boolean } = {}): (r: RequestLin
     if (t === undefined) t = byStatus[r.status] = '","route":' + routeJson(r.route) + ',"status":' + r.status + ',"ms":';
     const ms = second(wall);
     return (
-      head + DIGITS3[ms] + a + store.id + '","trace_id":"' + store.traceId + '","span_id":"' + store.spanId + m + urlText(r.url) + t + msText(r.ms) +
+      head + DIGITS3[ms] + a + r.id + '","trace_id":"' + r.traceId + '","span_id":"' + r.spanId + m + urlText(r.url) + t + msText(r.ms) +
       (r.aborted ? ',"aborted":true,"msg":"request"}\n' : ',"msg":"request"}\n')
     );
   };
@@ -603,9 +602,10 @@ export function createLogger(opts: LogOptions): Logger {
   const text = requestLineText();
   const format = (r: RequestLine): string => text(r, wallMs(r.endedAt));
   sink.formatPending = format;
-  logger.requestLine = (store, method, url, route, status, ms, aborted, endedAt) => {
+  logger.requestLine = (line) => {
     if (logger.levelVal > 30) return;
-    sink.defer({ store, method, url, route, status, ms, aborted, endedAt: endedAt ?? performance.now(), chindings: chindings() });
+    line.chindings = chindings();
+    sink.defer(line);
   };
   logger.recentLines = () => sink.recent();
   logger.flushSync = () => sink.flushSync();
