@@ -1,0 +1,154 @@
+// Two builds of the orders release (or one build with two settings) on GET /hello, side by side:
+// both loaded for the whole round, their daemons taking turns on CPU 0 (the other SIGSTOPped,
+// 40 ms turns) so the shared machine's swings hit both alike; wrk on CPU 1. Headline: requests per
+// CPU-second of B relative to A (worker + supervisor CPU from /proc), median of paired rounds.
+// This is how the per-change gains in bench/hooks-results.md were measured.
+//
+//   git stash; npm run release -- --out /tmp/a; git stash pop; npm run release -- --out /tmp/b
+//   node --import tsx bench/builds-ab.ts --a /tmp/a/orders-1.0.0.tar.gz --b /tmp/b/orders-1.0.0.tar.gz
+//   node --import tsx bench/builds-ab.ts --a T.tar.gz --b T.tar.gz --env-b '{"SLIPWAY_REQUEST_CONTEXT":"off"}'
+//
+// Traffic only to 127.0.0.1; every load bounded in time; every process stopped and temp dir removed.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as tar from 'tar';
+import { childPids, freePort } from '../src/release/process.ts';
+import { ReleaseRoot } from '../src/release/layout.ts';
+import { flags } from './lib/args.ts';
+import { main, onCleanup, sleep, tempDir } from './lib/cleanup.ts';
+import { cpuMs, machine, machineLine } from './lib/machine.ts';
+import { writeResults } from './lib/results.ts';
+import { median } from './lib/stats.ts';
+
+const opt = flags('node --import tsx bench/builds-ab.ts — two release tarballs (or settings) on GET /hello, taking turns on one core', {
+  a: { default: '', help: 'tarball A (the baseline)' },
+  b: { default: '', help: 'tarball B (default: the same as A)' },
+  'env-a': { default: '{}', help: 'JSON of extra environment for A' },
+  'env-b': { default: '{}', help: 'JSON of extra environment for B' },
+  'flags-a': { default: '', help: 'nodeFlags for A (space-separated), written into its release.json' },
+  'flags-b': { default: '', help: 'nodeFlags for B' },
+  idle: { default: 1, help: 'seconds both sit idle after boot before the first round' },
+  rounds: { default: 14, help: 'measured rounds (after one unmeasured warm-up round)' },
+  seconds: { default: 4, help: 'seconds per round' },
+  connections: { default: 16, help: 'keep-alive connections (wrk, 1 thread)' },
+  'slice-ms': { default: 40, help: 'how long each runs before the other gets the core' },
+  out: { default: '', help: 'results JSON (default bench/results/builds-ab.json)' },
+});
+
+function usage(message: string): never {
+  process.stderr.write(`builds-ab.ts: ${message} (--help lists the flags)\n`);
+  process.exit(2);
+}
+function json(name: string, text: string): Record<string, string> {
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object');
+    return v as Record<string, string>;
+  } catch (err) {
+    return usage(`--${name}: expected a JSON object, got ${JSON.stringify(text)} (${(err as Error).message})`);
+  }
+}
+if (!opt.a) usage('--a is required: a release tarball');
+const sides = [
+  { name: 'A', tarball: path.resolve(opt.a), env: json('env-a', opt['env-a']), nodeFlags: opt['flags-a'].split(' ').filter(Boolean) },
+  { name: 'B', tarball: path.resolve(opt.b || opt.a), env: json('env-b', opt['env-b']), nodeFlags: opt['flags-b'].split(' ').filter(Boolean) },
+];
+for (const s of sides) if (!existsSync(s.tarball)) usage(`no such tarball: ${s.tarball}`);
+const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+if (!has('wrk')) usage('needs wrk (apt-get install wrk)');
+const pin = os.cpus().length >= 2 && has('taskset');
+
+function wrk(url: string, seconds: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const args = ['-t1', `-c${opt.connections}`, `-d${seconds}s`, url];
+    const child = pin ? spawn('taskset', ['-c', '1', 'wrk', ...args]) : spawn('wrk', args);
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d));
+    child.on('error', reject);
+    child.on('close', () => {
+      const m = /(\d+) requests in/.exec(out);
+      const errs = /Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)/.exec(out);
+      if (!m) reject(new Error(`wrk: no request count in: ${out}`));
+      else if (errs) reject(new Error(`wrk reported errors: ${errs[0]}`));
+      else resolve(Number(m[1]));
+    });
+  });
+}
+
+await main(async () => {
+  const m = machine();
+  const tmp = tempDir('slipway-bench-ab-');
+  const live: Array<{ url: string; pids: number[] }> = [];
+  for (const [i, side] of sides.entries()) {
+    const root = path.join(tmp, side.name);
+    mkdirSync(root);
+    await tar.x({ file: side.tarball, cwd: root });
+    const version = readFileSync(path.join(root, 'releases', 'start.data'), 'utf8').trim().split(/\s+/).pop()!;
+    const manifest = path.join(root, 'releases', version, 'release.json');
+    const rel = JSON.parse(readFileSync(manifest, 'utf8')) as { name: string; settings: { nodeFlags: string[] } };
+    if (side.nodeFlags.length) rel.settings.nodeFlags = side.nodeFlags;
+    writeFileSync(manifest, JSON.stringify(rel, null, 2));
+    const port = await freePort();
+    const bin = path.join(root, 'bin', rel.name);
+    const env = { ...process.env, HOST: '127.0.0.1', PORT: String(port), SLIPWAY_WORKERS: '1', OTEL_TRACES_EXPORTER: 'none', ...side.env };
+    execFileSync(pin ? 'taskset' : bin, pin ? ['-c', '0', bin, 'daemon'] : ['daemon'], { env, stdio: 'ignore', timeout: 60_000 });
+    onCleanup(`stop ${side.name}`, () => {
+      for (const pid of live[i]?.pids ?? []) {
+        try {
+          process.kill(pid, 'SIGCONT');
+        } catch {
+          // gone
+        }
+      }
+      execFileSync(bin, ['stop'], { stdio: 'ignore', timeout: 60_000 });
+    });
+    const sup = new ReleaseRoot(root).info()!.pid;
+    live.push({ url: `http://127.0.0.1:${port}/hello`, pids: [sup, childPids(sup)[0]!] });
+  }
+
+  const signal = (i: number, sig: NodeJS.Signals) => live[i]!.pids.forEach((pid) => process.kill(pid, sig));
+  const round = async (seconds: number): Promise<Array<{ n: number; us: number }>> => {
+    const cpu0 = live.map((l) => l.pids.reduce((a, p) => a + cpuMs(p), 0));
+    let turn = 0;
+    signal(1, 'SIGSTOP');
+    const ticker = setInterval(() => {
+      signal(turn, 'SIGSTOP');
+      turn = 1 - turn;
+      signal(turn, 'SIGCONT');
+    }, opt['slice-ms']);
+    try {
+      const counts = await Promise.all(live.map((l) => wrk(l.url, seconds)));
+      return live.map((l, i) => ({ n: counts[i]!, us: ((l.pids.reduce((a, p) => a + cpuMs(p), 0) - cpu0[i]!) * 1000) / counts[i]! }));
+    } finally {
+      clearInterval(ticker);
+      signal(0, 'SIGCONT');
+      signal(1, 'SIGCONT');
+    }
+  };
+
+  await sleep(opt.idle * 1000);
+  process.stderr.write('warm-up round…\n');
+  await round(opt.seconds);
+  const rounds: Array<Array<{ n: number; us: number }>> = [];
+  for (let r = 0; r < opt.rounds; r++) {
+    const got = await round(opt.seconds);
+    rounds.push(got);
+    process.stderr.write(`round ${r + 1}: A ${got[0]!.us.toFixed(1)} µs/req, B ${got[1]!.us.toFixed(1)} µs/req, B vs A ${((got[0]!.us / got[1]!.us - 1) * 100).toFixed(1)} %\n`);
+  }
+  const ratios = rounds.map((g) => g[0]!.us / g[1]!.us);
+  const gain = (median(ratios) - 1) * 100;
+  const describe = (s: (typeof sides)[number]) => `\`${path.basename(path.dirname(s.tarball))}/${path.basename(s.tarball)}\`${Object.keys(s.env).length ? ` with ${JSON.stringify(s.env)}` : ''}${s.nodeFlags.length ? `, nodeFlags ${JSON.stringify(s.nodeFlags)}` : ''}`;
+  const md = [
+    `${machineLine(m)}`,
+    '',
+    `A: ${describe(sides[0]!)}; B: ${describe(sides[1]!)}. 1 worker each under \`bin/NAME daemon\`, ${opt.rounds} rounds of ${opt.seconds} s after a warm-up round, wrk (1 thread, ${opt.connections} connections) per side, turns of ${opt['slice-ms']} ms on CPU 0.`,
+    '',
+    `B vs A, requests per CPU-second: **${gain >= 0 ? '+' : ''}${gain.toFixed(1)} %** (median of paired rounds; per round ${ratios.map((x) => ((x - 1) * 100).toFixed(1)).join(' / ')} %).`,
+    '',
+  ].join('\n');
+  process.stdout.write(md);
+  const file = writeResults('builds-ab', { machine: m, options: opt, sides, rounds, bVsAPerCpu: ratios, gainPercent: gain, markdown: md }, opt.out || undefined);
+  process.stderr.write(`results: ${path.relative(process.cwd(), file)}\n`);
+});
