@@ -4,7 +4,8 @@
 // CPU-second of B relative to A (worker + supervisor CPU from /proc), median of paired rounds.
 // This is how the per-change gains in bench/hooks-results.md were measured.
 //
-//   git stash; npm run release -- --out /tmp/a; git stash pop; npm run release -- --out /tmp/b
+//   git stash; npx slipway release -C examples/orders --out /tmp/a; git stash pop
+//   npx slipway release -C examples/orders --out /tmp/b
 //   node --import tsx bench/builds-ab.ts --a /tmp/a/orders-1.0.0.tar.gz --b /tmp/b/orders-1.0.0.tar.gz
 //   node --import tsx bench/builds-ab.ts --a T.tar.gz --b T.tar.gz --env-b '{"SLIPWAY_REQUEST_CONTEXT":"off"}'
 //
