@@ -10,18 +10,14 @@
 //   node --import tsx bench/builds-ab.ts --a T.tar.gz --b T.tar.gz --env-b '{"SLIPWAY_REQUEST_CONTEXT":"off"}'
 //
 // Traffic only to 127.0.0.1; every load bounded in time; every process stopped and temp dir removed.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
-import * as tar from 'tar';
-import { childPids, freePort } from '../src/release/process.ts';
-import { ReleaseRoot } from '../src/release/layout.ts';
 import { flags } from './lib/args.ts';
-import { main, onCleanup, sleep, tempDir } from './lib/cleanup.ts';
-import { cpuMs, machine, machineLine } from './lib/machine.ts';
+import { main, sleep, tempDir } from './lib/cleanup.ts';
+import { machine, machineLine } from './lib/machine.ts';
 import { writeResults } from './lib/results.ts';
 import { median } from './lib/stats.ts';
+import { hasCommand, startDaemons, takeTurns, type Side } from './lib/turns.ts';
 
 const opt = flags('node --import tsx bench/builds-ab.ts — two release tarballs (or settings) on GET /hello, taking turns on one core', {
   a: { default: '', help: 'tarball A (the baseline)' },
@@ -52,82 +48,18 @@ function json(name: string, text: string): Record<string, string> {
   }
 }
 if (!opt.a) usage('--a is required: a release tarball');
-const sides = [
+const sides: Array<Side & { tarball: string; env: Record<string, string>; nodeFlags: string[] }> = [
   { name: 'A', tarball: path.resolve(opt.a), env: json('env-a', opt['env-a']), nodeFlags: opt['flags-a'].split(' ').filter(Boolean) },
   { name: 'B', tarball: path.resolve(opt.b || opt.a), env: json('env-b', opt['env-b']), nodeFlags: opt['flags-b'].split(' ').filter(Boolean) },
 ];
 for (const s of sides) if (!existsSync(s.tarball)) usage(`no such tarball: ${s.tarball}`);
-const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
-if (!has('wrk')) usage('needs wrk (apt-get install wrk)');
-const pin = os.cpus().length >= 2 && has('taskset');
-
-function wrk(url: string, seconds: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const args = ['-t1', `-c${opt.connections}`, `-d${seconds}s`, url];
-    const child = pin ? spawn('taskset', ['-c', '1', 'wrk', ...args]) : spawn('wrk', args);
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d));
-    child.on('error', reject);
-    child.on('close', () => {
-      const m = /(\d+) requests in/.exec(out);
-      const errs = /Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)/.exec(out);
-      if (!m) reject(new Error(`wrk: no request count in: ${out}`));
-      else if (errs) reject(new Error(`wrk reported errors: ${errs[0]}`));
-      else resolve(Number(m[1]));
-    });
-  });
-}
+if (!hasCommand('wrk')) usage('needs wrk (apt-get install wrk)');
 
 await main(async () => {
   const m = machine();
   const tmp = tempDir('slipway-bench-ab-');
-  const live: Array<{ url: string; pids: number[] }> = [];
-  for (const [i, side] of sides.entries()) {
-    const root = path.join(tmp, side.name);
-    mkdirSync(root);
-    await tar.x({ file: side.tarball, cwd: root });
-    const version = readFileSync(path.join(root, 'releases', 'start.data'), 'utf8').trim().split(/\s+/).pop()!;
-    const manifest = path.join(root, 'releases', version, 'release.json');
-    const rel = JSON.parse(readFileSync(manifest, 'utf8')) as { name: string; settings: { nodeFlags: string[] } };
-    if (side.nodeFlags.length) rel.settings.nodeFlags = side.nodeFlags;
-    writeFileSync(manifest, JSON.stringify(rel, null, 2));
-    const port = await freePort();
-    const bin = path.join(root, 'bin', rel.name);
-    const env = { ...process.env, HOST: '127.0.0.1', PORT: String(port), SLIPWAY_WORKERS: '1', OTEL_TRACES_EXPORTER: 'none', ...side.env };
-    execFileSync(pin ? 'taskset' : bin, pin ? ['-c', '0', bin, 'daemon'] : ['daemon'], { env, stdio: 'ignore', timeout: 60_000 });
-    onCleanup(`stop ${side.name}`, () => {
-      for (const pid of live[i]?.pids ?? []) {
-        try {
-          process.kill(pid, 'SIGCONT');
-        } catch {
-          // gone
-        }
-      }
-      execFileSync(bin, ['stop'], { stdio: 'ignore', timeout: 60_000 });
-    });
-    const sup = new ReleaseRoot(root).info()!.pid;
-    live.push({ url: `http://127.0.0.1:${port}/hello`, pids: [sup, childPids(sup)[0]!] });
-  }
-
-  const signal = (i: number, sig: NodeJS.Signals) => live[i]!.pids.forEach((pid) => process.kill(pid, sig));
-  const round = async (seconds: number): Promise<Array<{ n: number; us: number }>> => {
-    const cpu0 = live.map((l) => l.pids.reduce((a, p) => a + cpuMs(p), 0));
-    let turn = 0;
-    signal(1, 'SIGSTOP');
-    const ticker = setInterval(() => {
-      signal(turn, 'SIGSTOP');
-      turn = 1 - turn;
-      signal(turn, 'SIGCONT');
-    }, opt['slice-ms']);
-    try {
-      const counts = await Promise.all(live.map((l) => wrk(l.url, seconds)));
-      return live.map((l, i) => ({ n: counts[i]!, us: ((l.pids.reduce((a, p) => a + cpuMs(p), 0) - cpu0[i]!) * 1000) / counts[i]! }));
-    } finally {
-      clearInterval(ticker);
-      signal(0, 'SIGCONT');
-      signal(1, 'SIGCONT');
-    }
-  };
+  const live = await startDaemons(sides, tmp);
+  const round = (seconds: number) => takeTurns(live, seconds, opt['slice-ms'], opt.connections);
 
   await sleep(opt.idle * 1000);
   process.stderr.write('warm-up round…\n');

@@ -13,20 +13,15 @@
 //   node --import tsx bench/idle.ts [--idle 25] [--warm-up 0] [--rounds 8] [--seconds 4] [--connections 16]
 //
 // Traffic only to 127.0.0.1; every load bounded in time; every process stopped and temp dir removed.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as tar from 'tar';
 import { buildRelease } from '../src/build/index.ts';
-import { childPids, freePort } from '../src/release/process.ts';
-import { ReleaseRoot } from '../src/release/layout.ts';
 import { flags } from './lib/args.ts';
-import { main, onCleanup, sleep, tempDir } from './lib/cleanup.ts';
-import { cpuMs, machine, machineLine } from './lib/machine.ts';
+import { main, sleep, tempDir } from './lib/cleanup.ts';
+import { machine, machineLine } from './lib/machine.ts';
 import { writeResults } from './lib/results.ts';
 import { median } from './lib/stats.ts';
+import { hasCommand, pinned, startDaemons, takeTurns } from './lib/turns.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const opt = flags('node --import tsx bench/idle.ts — GET /hello after an idle period: default worker flags vs V8 memory reducer on', {
@@ -44,28 +39,9 @@ const CONTENDERS = [
   { name: 'memory reducer on', nodeFlags: ['--memory-reducer'], what: 'the same release with nodeFlags ["--memory-reducer"] (plain Node\'s default)' },
 ];
 
-const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
-if (!has('wrk')) {
+if (!hasCommand('wrk')) {
   process.stderr.write('idle.ts: needs wrk (apt-get install wrk)\n');
   process.exit(2);
-}
-const pin = os.cpus().length >= 2 && has('taskset');
-
-function wrk(url: string, seconds: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const args = ['-t1', `-c${opt.connections}`, `-d${seconds}s`, url];
-    const child = pin ? spawn('taskset', ['-c', '1', 'wrk', ...args]) : spawn('wrk', args);
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d));
-    child.on('error', reject);
-    child.on('close', () => {
-      const m = /(\d+) requests in/.exec(out);
-      const errs = /Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)/.exec(out);
-      if (!m) reject(new Error(`wrk: no request count in: ${out}`));
-      else if (errs) reject(new Error(`wrk reported errors: ${errs[0]}`));
-      else resolve(Number(m[1]));
-    });
-  });
 }
 
 await main(async () => {
@@ -73,53 +49,9 @@ await main(async () => {
   const tmp = tempDir('slipway-bench-idle-');
   process.stderr.write('building the orders release…\n');
   const build = await buildRelease({ dir: path.join(here, '..', 'examples', 'orders'), out: path.join(tmp, 'build') });
-  const live: Array<{ url: string; pids: number[] }> = [];
-  for (const [i, c] of CONTENDERS.entries()) {
-    const root = path.join(tmp, `r${i}`);
-    mkdirSync(root);
-    await tar.x({ file: build.tarball, cwd: root });
-    const manifest = path.join(root, 'releases', '1.0.0', 'release.json');
-    const rel = JSON.parse(readFileSync(manifest, 'utf8')) as { settings: { nodeFlags: string[] } };
-    rel.settings.nodeFlags = c.nodeFlags;
-    writeFileSync(manifest, JSON.stringify(rel, null, 2));
-    const port = await freePort();
-    const bin = path.join(root, 'bin', 'orders');
-    const env = { ...process.env, HOST: '127.0.0.1', PORT: String(port), SLIPWAY_WORKERS: '1', OTEL_TRACES_EXPORTER: 'none' };
-    execFileSync(pin ? 'taskset' : bin, pin ? ['-c', '0', bin, 'daemon'] : ['daemon'], { env, stdio: 'ignore', timeout: 60_000 });
-    onCleanup(`stop ${c.name}`, () => {
-      for (const pid of live[i]?.pids ?? []) {
-        try {
-          process.kill(pid, 'SIGCONT');
-        } catch {
-          // gone
-        }
-      }
-      execFileSync(bin, ['stop'], { stdio: 'ignore', timeout: 60_000 });
-    });
-    const sup = new ReleaseRoot(root).info()!.pid;
-    live.push({ url: `http://127.0.0.1:${port}/hello`, pids: [sup, childPids(sup)[0]!] });
-  }
-
-  const signal = (i: number, sig: NodeJS.Signals) => live[i]!.pids.forEach((pid) => process.kill(pid, sig));
+  const live = await startDaemons(CONTENDERS.map((c) => ({ name: c.name, tarball: build.tarball, nodeFlags: c.nodeFlags })), tmp);
   /** Both loaded for `seconds`, taking turns on the core; CPU µs per request of each. */
-  const round = async (seconds: number): Promise<Array<{ n: number; us: number }>> => {
-    const cpu0 = live.map((l) => l.pids.reduce((a, p) => a + cpuMs(p), 0));
-    let turn = 0;
-    signal(1, 'SIGSTOP');
-    const ticker = setInterval(() => {
-      signal(turn, 'SIGSTOP');
-      turn = 1 - turn;
-      signal(turn, 'SIGCONT');
-    }, opt['slice-ms']);
-    try {
-      const counts = await Promise.all(live.map((l) => wrk(l.url, seconds)));
-      return live.map((l, i) => ({ n: counts[i]!, us: ((l.pids.reduce((a, p) => a + cpuMs(p), 0) - cpu0[i]!) * 1000) / counts[i]! }));
-    } finally {
-      clearInterval(ticker);
-      signal(0, 'SIGCONT');
-      signal(1, 'SIGCONT');
-    }
-  };
+  const round = (seconds: number) => takeTurns(live, seconds, opt['slice-ms'], opt.connections);
 
   if (opt['warm-up'] > 0) {
     process.stderr.write(`warm-up (${opt['warm-up']} s)…\n`);
@@ -141,7 +73,7 @@ await main(async () => {
     '',
     machineLine(m),
     '',
-    `Both releases: the orders example under \`bin/orders daemon\`, 1 worker, request log and metrics on (defaults). ${opt['warm-up'] > 0 ? `${opt['warm-up']} s warm-up, then ` : 'After boot, '}${opt.idle} s idle, then ${opt.rounds} rounds of ${opt.seconds} s, wrk (1 thread, ${opt.connections} keep-alive connections) per release; the two take turns on CPU 0 (${opt['slice-ms']} ms each, the other SIGSTOPped)${pin ? ', wrk on CPU 1' : ''}.`,
+    `Both releases: the orders example under \`bin/orders daemon\`, 1 worker, request log and metrics on (defaults). ${opt['warm-up'] > 0 ? `${opt['warm-up']} s warm-up, then ` : 'After boot, '}${opt.idle} s idle, then ${opt.rounds} rounds of ${opt.seconds} s, wrk (1 thread, ${opt.connections} keep-alive connections) per release; the two take turns on CPU 0 (${opt['slice-ms']} ms each, the other SIGSTOPped)${pinned ? ', wrk on CPU 1' : ''}.`,
     '',
     ...CONTENDERS.map((c) => `- **${c.name}**: ${c.what}.`),
     '',

@@ -1,0 +1,109 @@
+// Release daemons side by side on one core, taking turns: each side's supervisor and worker run
+// while the others are SIGSTOPped, in short turns, so that the shared machine's swings hit every
+// side alike; wrk loads every side for the whole round. Used by builds-ab.ts and idle.ts.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as tar from 'tar';
+import { childPids, freePort } from '../../src/release/process.ts';
+import { ReleaseRoot } from '../../src/release/layout.ts';
+import { onCleanup } from './cleanup.ts';
+import { cpuMs } from './machine.ts';
+
+export interface Side {
+  name: string;
+  tarball: string;
+  /** Extra environment of the daemon. */
+  env?: Record<string, string>;
+  /** Written into the release's settings.nodeFlags when non-empty (worker node flags). */
+  nodeFlags?: string[];
+}
+
+export interface Daemon {
+  name: string;
+  url: string;
+  /** Supervisor and worker. */
+  pids: number[];
+}
+
+export const hasCommand = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+/** Daemons on CPU 0, wrk on CPU 1, where there are two CPUs and taskset. */
+export const pinned = os.cpus().length >= 2 && hasCommand('taskset');
+
+/** Unpack each side's tarball under `dir`, start it with `bin/NAME daemon` (1 worker, 127.0.0.1). */
+export async function startDaemons(sides: Side[], dir: string): Promise<Daemon[]> {
+  const live: Daemon[] = [];
+  for (const side of sides) {
+    const root = path.join(dir, side.name.replace(/[^\w.-]+/g, '-'));
+    mkdirSync(root);
+    await tar.x({ file: side.tarball, cwd: root });
+    const version = readFileSync(path.join(root, 'releases', 'start.data'), 'utf8').trim().split(/\s+/).pop()!;
+    const manifest = path.join(root, 'releases', version, 'release.json');
+    const rel = JSON.parse(readFileSync(manifest, 'utf8')) as { name: string; settings: { nodeFlags: string[] } };
+    if (side.nodeFlags?.length) rel.settings.nodeFlags = side.nodeFlags;
+    writeFileSync(manifest, JSON.stringify(rel, null, 2));
+    const port = await freePort();
+    const bin = path.join(root, 'bin', rel.name);
+    const env = { ...process.env, HOST: '127.0.0.1', PORT: String(port), SLIPWAY_WORKERS: '1', OTEL_TRACES_EXPORTER: 'none', ...side.env };
+    execFileSync(pinned ? 'taskset' : bin, pinned ? ['-c', '0', bin, 'daemon'] : ['daemon'], { env, stdio: 'ignore', timeout: 60_000 });
+    const daemon: Daemon = { name: side.name, url: `http://127.0.0.1:${port}/hello`, pids: [] };
+    onCleanup(`stop ${side.name}`, () => {
+      // A run cut short may leave it stopped (SIGSTOP): let it run to stop it.
+      for (const pid of daemon.pids) {
+        try {
+          process.kill(pid, 'SIGCONT');
+        } catch {
+          // gone
+        }
+      }
+      execFileSync(bin, ['stop'], { stdio: 'ignore', timeout: 60_000 });
+    });
+    const sup = new ReleaseRoot(root).info()!.pid;
+    daemon.pids.push(sup, childPids(sup)[0]!);
+    live.push(daemon);
+  }
+  return live;
+}
+
+/** Requests wrk completed against `url` in `seconds` (1 thread); any error or non-2xx fails. */
+export function wrkCount(url: string, seconds: number, connections: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const args = ['-t1', `-c${connections}`, `-d${seconds}s`, url];
+    const child = pinned ? spawn('taskset', ['-c', '1', 'wrk', ...args]) : spawn('wrk', args);
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d));
+    child.on('error', reject);
+    child.on('close', () => {
+      const m = /(\d+) requests in/.exec(out);
+      const errs = /Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)/.exec(out);
+      if (!m) reject(new Error(`wrk: no request count in: ${out}`));
+      else if (errs) reject(new Error(`wrk reported errors: ${errs[0]}`));
+      else resolve(Number(m[1]));
+    });
+  });
+}
+
+/**
+ * One round: every daemon loaded for `seconds`, only one side running at a time (turns of
+ * `sliceMs`). Returns each side's request count and CPU µs per request (supervisor + worker).
+ */
+export async function takeTurns(daemons: Daemon[], seconds: number, sliceMs: number, connections: number): Promise<Array<{ n: number; us: number }>> {
+  const signal = (i: number, sig: NodeJS.Signals) => daemons[i]!.pids.forEach((pid) => process.kill(pid, sig));
+  const cpu = (d: Daemon) => d.pids.reduce((a, p) => a + cpuMs(p), 0);
+  const cpu0 = daemons.map(cpu);
+  let turn = 0;
+  daemons.forEach((_, i) => signal(i, i === 0 ? 'SIGCONT' : 'SIGSTOP'));
+  const ticker = setInterval(() => {
+    signal(turn, 'SIGSTOP');
+    turn = (turn + 1) % daemons.length;
+    signal(turn, 'SIGCONT');
+  }, sliceMs);
+  try {
+    const counts = await Promise.all(daemons.map((d) => wrkCount(d.url, seconds, connections)));
+    return daemons.map((d, i) => ({ n: counts[i]!, us: ((cpu(d) - cpu0[i]!) * 1000) / counts[i]! }));
+  } finally {
+    clearInterval(ticker);
+    daemons.forEach((_, i) => signal(i, 'SIGCONT'));
+  }
+}
