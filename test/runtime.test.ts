@@ -371,6 +371,23 @@ it('request line text: the kept pieces give the same text as building every part
   assert.ok(n > 300);
 });
 
+it('batches: lines of 1- to 4-byte characters across batch ends and a line longer than a batch arrive whole and in order', async () => {
+  const chunks: string[] = [];
+  const log = createLogger({ name: 'orders', version: '1.2.3', write: (t) => chunks.push(t) });
+  const texts = ['plain', 'ü'.repeat(300), '€'.repeat(250), '😀'.repeat(200), 'x'.repeat(200_000), 'é😀'.repeat(333)];
+  // The 200,000-character line once (longer than a batch), the others in turn.
+  const pick = (i: number) => texts[i === 4 ? 4 : i % 6 === 4 ? 0 : i % 6]!;
+  for (let i = 0; i < 1500; i++) log.info({ i, text: pick(i) }, 'line');
+  await new Promise<void>((r) => log.flush(() => r()));
+  const lines = chunks.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { i: number; text: string });
+  assert.equal(lines.length, 1500);
+  lines.forEach((l, i) => {
+    assert.equal(l.i, i);
+    assert.equal(l.text, pick(i));
+  });
+  assert.ok(chunks.length > 5, `${chunks.length} batches`);
+});
+
 it('request lines are made with their batch, but stay in order with other lines and are in recentLines at once', async () => {
   const text: string[] = [];
   const log = createLogger({ name: 'orders', version: '1.2.3', write: (t) => text.push(t) });
