@@ -229,8 +229,12 @@ type TrackedSocket = Socket & { [OPEN]?: RequestContext[] };
 function storeOf(req: IncomingMessage | null | undefined): RequestContext | undefined {
   const open = (req?.socket as TrackedSocket | null | undefined)?.[OPEN];
   if (open === undefined) return undefined;
-  for (let i = 0; i < open.length; i++) if (open[i]!.req === req) return open[i];
-  return undefined;
+  const i = openIndex(open, req!);
+  return i < 0 ? undefined : open[i];
+}
+function openIndex(open: RequestContext[], req: IncomingMessage): number {
+  for (let i = 0; i < open.length; i++) if (open[i]!.req === req) return i;
+  return -1;
 }
 
 /**
@@ -329,16 +333,13 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
   /** The response finished: Node's http.server.response.finish channel, from its own 'finish' listener. */
   const onFinish = (message: unknown): void => {
     const m = message as { request: IncomingMessage; server: Server };
-    const store = storeOf(m.request);
-    if (m.server !== server || store === undefined || store.req === undefined) return;
-    const open = (store.req.socket as TrackedSocket)[OPEN];
-    if (open !== undefined) {
-      if (open.length === 1 && open[0] === store) open.pop();
-      else {
-        const i = open.indexOf(store);
-        if (i >= 0) open.splice(i, 1);
-      }
-    }
+    if (m.server !== server) return;
+    const open = (m.request.socket as TrackedSocket | null)?.[OPEN];
+    const i = open === undefined ? -1 : openIndex(open, m.request);
+    if (i < 0) return;
+    const store = open![i]!;
+    if (i === open!.length - 1) open!.pop();
+    else open!.splice(i, 1);
     finish(store, false);
   };
   diagnostics.subscribe('http.server.response.finish', onFinish);
