@@ -16,7 +16,7 @@
 // in the same round. `shared` loads all modes at once on CPU 0 sharing it.
 // Traffic only to 127.0.0.1; every run bounded in time. Writes bench/hooks-results.md.
 //   node --import tsx bench/hooks.ts [--rounds 10] [--seconds 4] [--connections 16] [--method interleaved]
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -29,6 +29,7 @@ import { flags } from './lib/args.ts';
 import { onCleanup, runCleanups, tempDir } from './lib/cleanup.ts';
 import { cpuMs, machine, machineLine } from './lib/machine.ts';
 import { median } from './lib/stats.ts';
+import { hasCommand, pinned } from './lib/turns.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const opt = flags('node --import tsx bench/hooks.ts — cost of request logs + metrics + context on GET /hello', {
@@ -64,9 +65,8 @@ for (const name of opt.modes.split(',')) if (!MODES[name]) {
 }
 for (const name of Object.keys(MODES)) if (name !== 'off' && !opt.modes.split(',').includes(name)) delete MODES[name];
 
-const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
-const pin = !opt['no-pin'] && os.cpus().length >= 2 && has('taskset');
-const useWrk = has('wrk');
+const pin = !opt['no-pin'] && pinned;
+const useWrk = hasCommand('wrk');
 const acModule = 'autocannon';
 type AcResult = { requests: { total: number } };
 const autocannon = useWrk ? undefined : ((await import(acModule)) as { default: (o: Record<string, unknown>) => Promise<AcResult> }).default;
