@@ -30,8 +30,11 @@ export default defineApp<Config>({
 
     const app = Fastify({ loggerInstance: log as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: 64 * 1024, genReqId: () => currentRequestId() });
     await app.register(requestContextPlugin());
-    app.addHook('onRequest', async (_req, reply) => {
+    // A callback hook, not an async one: nothing here awaits, and an async hook makes two promises
+    // on every request (each one followed by the request context's promise hooks).
+    app.addHook('onRequest', (_req, reply, done) => {
       reply.header('x-release', release.version);
+      done();
     });
     await app.register(healthPlugin(health));
     registerFaults(app, { health, log, db, slowMs: config.slowMs });
