@@ -465,9 +465,11 @@ const DIGITS3 = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, '0'
 /**
  * A kept piece as one flat string. A concatenation is a tree of the strings it joined (V8's cons
  * strings), and encoding a batch walks every node of every line's tree: a kept piece left as a
- * tree of 3 to 6 nodes is walked again in every line it goes into.
+ * tree of 3 to 6 nodes is walked again in every line it goes into. JSON.parse makes a new
+ * sequential string with the same code units (unlike a round trip through UTF-8 bytes, which
+ * would replace a lone surrogate).
  */
-const flat = (s: string): string => Buffer.from(s, 'utf8').toString('utf8');
+const flat = (s: string): string => JSON.parse(JSON.stringify(s)) as string;
 /** Past this many distinct chindings, methods or routes, pieces are made per line, not kept. */
 const MAX_CACHED = 1000;
 
@@ -546,21 +548,25 @@ export function requestLineText(opts: { pieces?: boolean } = {}): (r: RequestLin
     if (r.extended || !(r.ownId || SAFE_ID.test(r.id))) return general(r, wall);
     let a = afterTime.get(r.chindings);
     if (a === undefined) {
-      a = flat('Z"' + r.chindings + ',"req_id":"');
-      if (afterTime.size < MAX_CACHED) afterTime.set(r.chindings, a);
+      a = 'Z"' + r.chindings + ',"req_id":"';
+      if (afterTime.size < MAX_CACHED) afterTime.set(r.chindings, (a = flat(a)));
     }
     let m = methodPart.get(r.method);
     if (m === undefined) {
-      m = flat('","method":"' + r.method + '","url":"');
-      if (methodPart.size < MAX_CACHED) methodPart.set(r.method, m);
+      m = '","method":"' + r.method + '","url":"';
+      if (methodPart.size < MAX_CACHED) methodPart.set(r.method, (m = flat(m)));
     }
     let byStatus = routePart.get(r.route);
+    const keep = byStatus !== undefined || routePart.size < MAX_CACHED;
     if (byStatus === undefined) {
       byStatus = [];
-      if (routePart.size < MAX_CACHED) routePart.set(r.route, byStatus);
+      if (keep) routePart.set(r.route, byStatus);
     }
     let t = byStatus[r.status];
-    if (t === undefined) t = byStatus[r.status] = flat('","route":' + routeJson(r.route) + ',"status":' + r.status + ',"ms":');
+    if (t === undefined) {
+      t = '","route":' + routeJson(r.route) + ',"status":' + r.status + ',"ms":';
+      if (keep) byStatus[r.status] = t = flat(t);
+    }
     const ms = second(wall);
     return (
       head + DIGITS3[ms] + a + r.id + '","trace_id":"' + r.traceId + '","span_id":"' + r.spanId + m + urlText(r.url) + t + msText(r.ms) +
