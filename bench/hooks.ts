@@ -16,20 +16,17 @@
 // in the same round. `shared` loads all modes at once on CPU 0 sharing it.
 // Traffic only to 127.0.0.1; every run bounded in time. Writes bench/hooks-results.md.
 //   node --import tsx bench/hooks.ts [--rounds 10] [--seconds 4] [--connections 16] [--method interleaved]
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as tar from 'tar';
 import { buildRelease } from '../src/build/index.ts';
-import { childPids, freePort } from '../src/release/process.ts';
-import { ReleaseRoot } from '../src/release/layout.ts';
 import { flags } from './lib/args.ts';
-import { onCleanup, runCleanups, tempDir } from './lib/cleanup.ts';
-import { cpuMs, machine, machineLine } from './lib/machine.ts';
+import { runCleanups, tempDir } from './lib/cleanup.ts';
+import { machine, machineLine } from './lib/machine.ts';
 import { median } from './lib/stats.ts';
-import { hasCommand, pinned } from './lib/turns.ts';
+import { hasCommand, loadAll, pinned, startDaemons, takeTurns, wrkCount, type Daemon, type Load, type Measured } from './lib/turns.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const opt = flags('node --import tsx bench/hooks.ts — cost of request logs + metrics + context on GET /hello', {
@@ -76,87 +73,30 @@ if (pin && !useWrk) {
 }
 
 /** Requests completed in `seconds` against url. */
-async function load(url: string, seconds: number): Promise<number> {
-  if (!useWrk) return (await autocannon!({ url, connections: opt.connections, duration: seconds })).requests.total;
-  const out = await new Promise<string>((resolve, reject) => {
-    const args = ['-t1', `-c${opt.connections}`, `-d${seconds}s`, url];
-    const child = pin ? spawn('taskset', ['-c', '1', 'wrk', ...args]) : spawn('wrk', args);
-    let text = '';
-    child.stdout.on('data', (c: Buffer) => (text += c.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(text) : reject(new Error(`wrk exited ${code}: ${text}`))));
-  });
-  const m = /(\d+) requests in/.exec(out);
-  if (!m) throw new Error(`wrk: no request count in: ${out}`);
-  const errs = /Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)/.exec(out);
-  if (errs) throw new Error(`wrk reported errors: ${errs[0]}`);
-  return Number(m[1]);
-}
+const load: Load = async (url, seconds) => (useWrk ? wrkCount(url, seconds, opt.connections, pin) : (await autocannon!({ url, connections: opt.connections, duration: seconds })).requests.total);
 
 try {
   const m = machine();
   const tmp = tempDir('slipway-bench-hooks-');
   process.stderr.write(`building the orders release…\n`);
   const build = await buildRelease({ dir: path.join(here, '..', 'examples', 'orders'), out: path.join(tmp, 'build') });
-  const live = {} as Record<Mode, { url: string; sup: number; worker: number }>;
-  for (const mode of Object.keys(MODES) as Mode[]) {
-    const root = path.join(tmp, mode);
-    mkdirSync(root);
-    await tar.x({ file: build.tarball, cwd: root });
-    const port = await freePort();
-    const bin = path.join(root, 'bin', 'orders');
-    const env = { ...process.env, HOST: '127.0.0.1', PORT: String(port), SLIPWAY_WORKERS: '1', OTEL_TRACES_EXPORTER: 'none', ...MODES[mode].env };
-    execFileSync(pin ? 'taskset' : bin, pin ? ['-c', '0', bin, 'daemon'] : ['daemon'], { env, stdio: 'ignore', timeout: 60_000 });
-    onCleanup(`stop ${mode}`, () => {
-      // A run cut short may leave the daemons stopped (interleaved): let them run to stop them.
-      for (const pid of live[mode] ? [live[mode].sup, live[mode].worker] : []) {
-        try {
-          process.kill(pid, 'SIGCONT');
-        } catch {
-          // gone
-        }
-      }
-      execFileSync(bin, ['stop'], { stdio: 'ignore', timeout: 60_000 });
-    });
-    const sup = new ReleaseRoot(root).info()!.pid;
-    live[mode] = { url: `http://127.0.0.1:${port}/hello`, sup, worker: childPids(sup)[0]! };
-  }
+  const modes = Object.keys(MODES) as Mode[];
+  const daemons = await startDaemons(modes.map((mode) => ({ name: mode, tarball: build.tarball, env: MODES[mode].env })), tmp, pin);
+  const live = Object.fromEntries(modes.map((mode, i) => [mode, daemons[i]!])) as Record<Mode, Daemon>;
 
   type Run = { rps: number; workerUs: number; supUs: number };
   const runs = {} as Record<Mode, Run[]>;
-  const modes = Object.keys(MODES) as Mode[];
   for (const mode of modes) runs[mode] = [];
   // The off run each mode's run is compared with (same round, same moment).
   const offFor = {} as Record<Mode, Run[]>;
   for (const mode of modes) offFor[mode] = [];
+  // Daemon.pids: supervisor, worker.
+  const asRuns = (got: Measured[], seconds: number): Run[] => got.map((g) => ({ rps: g.n / seconds, workerUs: g.pidUs[1]!, supUs: g.pidUs[0]! }));
   /** Load the given modes at once for `seconds`; CPU of each mode's daemons over the same window. */
-  const measure = async (group: Mode[], seconds: number): Promise<Run[]> => {
-    const cpu0 = group.map((mode) => [cpuMs(live[mode].worker), cpuMs(live[mode].sup)]);
-    const counts = await Promise.all(group.map((mode) => load(live[mode].url, seconds)));
-    return group.map((mode, i) => {
-      const n = counts[i]!;
-      return { rps: n / seconds, workerUs: ((cpuMs(live[mode].worker) - cpu0[i]![0]!) * 1000) / n, supUs: ((cpuMs(live[mode].sup) - cpu0[i]![1]!) * 1000) / n };
-    });
-  };
+  const measure = async (group: Mode[], seconds: number): Promise<Run[]> => asRuns(await loadAll(group.map((mode) => live[mode]), seconds, load), seconds);
   const SLICE_MS = opt['slice-ms'];
-  const groupPids = (mode: Mode) => [live[mode].sup, live[mode].worker];
-  const stopGroup = (mode: Mode) => groupPids(mode).forEach((pid) => process.kill(pid, 'SIGSTOP'));
-  const contGroup = (mode: Mode) => groupPids(mode).forEach((pid) => process.kill(pid, 'SIGCONT'));
-  const interleaved = async (group: Mode[], seconds: number): Promise<Run[]> => {
-    let turn = 0;
-    group.forEach((mode, i) => (i === turn ? contGroup(mode) : stopGroup(mode)));
-    const ticker = setInterval(() => {
-      stopGroup(group[turn]!);
-      turn = (turn + 1) % group.length;
-      contGroup(group[turn]!);
-    }, SLICE_MS);
-    try {
-      return await measure(group, seconds);
-    } finally {
-      clearInterval(ticker);
-      group.forEach(contGroup);
-    }
-  };
+  /** All loaded, only one mode's daemons running at a time (turns of SLICE_MS). */
+  const interleaved = async (group: Mode[], seconds: number): Promise<Run[]> => asRuns(await takeTurns(group.map((mode) => live[mode]), seconds, SLICE_MS, load), seconds);
   const record = (mode: Mode, r: Run, off: Run | undefined) => {
     runs[mode].push(r);
     if (off) offFor[mode].push(off);

@@ -1,6 +1,6 @@
 // Release daemons side by side on one core, taking turns: each side's supervisor and worker run
 // while the others are SIGSTOPped, in short turns, so that the shared machine's swings hit every
-// side alike; wrk loads every side for the whole round. Used by builds-ab.ts and idle.ts.
+// side alike; wrk loads every side for the whole round. Used by builds-ab.ts, idle.ts and hooks.ts.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -31,8 +31,11 @@ export const hasCommand = (cmd: string) => spawnSync('sh', ['-c', `command -v ${
 /** Daemons on CPU 0, wrk on CPU 1, where there are two CPUs and taskset. */
 export const pinned = os.cpus().length >= 2 && hasCommand('taskset');
 
-/** Unpack each side's tarball under `dir`, start it with `bin/NAME daemon` (1 worker, 127.0.0.1). */
-export async function startDaemons(sides: Side[], dir: string): Promise<Daemon[]> {
+/**
+ * Unpack each side's tarball under `dir`, start it with `bin/NAME daemon` (1 worker, 127.0.0.1),
+ * on CPU 0 when `pin` (default: when there are two CPUs and taskset).
+ */
+export async function startDaemons(sides: Side[], dir: string, pin = pinned): Promise<Daemon[]> {
   const live: Daemon[] = [];
   for (const side of sides) {
     const root = path.join(dir, side.name.replace(/[^\w.-]+/g, '-'));
@@ -46,7 +49,7 @@ export async function startDaemons(sides: Side[], dir: string): Promise<Daemon[]
     const port = await freePort();
     const bin = path.join(root, 'bin', rel.name);
     const env = { ...process.env, HOST: '127.0.0.1', PORT: String(port), SLIPWAY_WORKERS: '1', OTEL_TRACES_EXPORTER: 'none', ...side.env };
-    execFileSync(pinned ? 'taskset' : bin, pinned ? ['-c', '0', bin, 'daemon'] : ['daemon'], { env, stdio: 'ignore', timeout: 60_000 });
+    execFileSync(pin ? 'taskset' : bin, pin ? ['-c', '0', bin, 'daemon'] : ['daemon'], { env, stdio: 'ignore', timeout: 60_000 });
     const daemon: Daemon = { name: side.name, url: `http://127.0.0.1:${port}/hello`, pids: [] };
     onCleanup(`stop ${side.name}`, () => {
       // A run cut short may leave it stopped (SIGSTOP): let it run to stop it.
@@ -66,11 +69,11 @@ export async function startDaemons(sides: Side[], dir: string): Promise<Daemon[]
   return live;
 }
 
-/** Requests wrk completed against `url` in `seconds` (1 thread); any error or non-2xx fails. */
-export function wrkCount(url: string, seconds: number, connections: number): Promise<number> {
+/** Requests wrk completed against `url` in `seconds` (1 thread, on CPU 1 when `pin`); any error or non-2xx fails. */
+export function wrkCount(url: string, seconds: number, connections: number, pin = pinned): Promise<number> {
   return new Promise((resolve, reject) => {
     const args = ['-t1', `-c${connections}`, `-d${seconds}s`, url];
-    const child = pinned ? spawn('taskset', ['-c', '1', 'wrk', ...args]) : spawn('wrk', args);
+    const child = pin ? spawn('taskset', ['-c', '1', 'wrk', ...args]) : spawn('wrk', args);
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d));
     child.on('error', reject);
@@ -84,14 +87,33 @@ export function wrkCount(url: string, seconds: number, connections: number): Pro
   });
 }
 
+/** Requests a load generator completed against `url` in `seconds`. */
+export type Load = (url: string, seconds: number) => Promise<number>;
+
+/** A daemon's requests in a round and its CPU per request: all its processes, and each (Daemon.pids order). */
+export interface Measured {
+  n: number;
+  us: number;
+  pidUs: number[];
+}
+
+/** Every daemon loaded at once for `seconds` (all of them running); CPU per request over the same window. */
+export async function loadAll(daemons: Daemon[], seconds: number, load: Load): Promise<Measured[]> {
+  const cpu0 = daemons.map((d) => d.pids.map(cpuMs));
+  const counts = await Promise.all(daemons.map((d) => load(d.url, seconds)));
+  return daemons.map((d, i) => {
+    const n = counts[i]!;
+    const pidUs = d.pids.map((pid, k) => ((cpuMs(pid) - cpu0[i]![k]!) * 1000) / n);
+    return { n, us: pidUs.reduce((a, b) => a + b, 0), pidUs };
+  });
+}
+
 /**
  * One round: every daemon loaded for `seconds`, only one side running at a time (turns of
- * `sliceMs`). Returns each side's request count and CPU µs per request (supervisor + worker).
+ * `sliceMs`). `load`: a load generator, or the connections of wrk (1 thread).
  */
-export async function takeTurns(daemons: Daemon[], seconds: number, sliceMs: number, connections: number): Promise<Array<{ n: number; us: number }>> {
+export async function takeTurns(daemons: Daemon[], seconds: number, sliceMs: number, load: number | Load): Promise<Measured[]> {
   const signal = (i: number, sig: NodeJS.Signals) => daemons[i]!.pids.forEach((pid) => process.kill(pid, sig));
-  const cpu = (d: Daemon) => d.pids.reduce((a, p) => a + cpuMs(p), 0);
-  const cpu0 = daemons.map(cpu);
   let turn = 0;
   daemons.forEach((_, i) => signal(i, i === 0 ? 'SIGCONT' : 'SIGSTOP'));
   const ticker = setInterval(() => {
@@ -100,8 +122,7 @@ export async function takeTurns(daemons: Daemon[], seconds: number, sliceMs: num
     signal(turn, 'SIGCONT');
   }, sliceMs);
   try {
-    const counts = await Promise.all(daemons.map((d) => wrkCount(d.url, seconds, connections)));
-    return daemons.map((d, i) => ({ n: counts[i]!, us: ((cpu(d) - cpu0[i]!) * 1000) / counts[i]! }));
+    return await loadAll(daemons, seconds, typeof load === 'number' ? (url, s) => wrkCount(url, s, load) : load);
   } finally {
     clearInterval(ticker);
     daemons.forEach((_, i) => signal(i, 'SIGCONT'));
