@@ -487,12 +487,19 @@ export function requestLineText(opts: { pieces?: boolean } = {}): (r: RequestLin
   let secStart = -1;
   let isoPrefix = '';
   let head = '';
+  // A line's start up to its request id, by millisecond of the current second (for the bindings
+  // in startsFor): the lines of one millisecond share it (see the pieces path below).
+  let starts: string[] = [];
+  let startsFor = '';
+  let flatMs = -1;
   const second = (now: number): number => {
     const ms = now - secStart;
     if (secStart >= 0 && ms >= 0 && ms < 1000) return ms;
     secStart = now - (now % 1000);
     isoPrefix = new Date(secStart).toISOString().slice(0, 20);
     head = flat('{"level":"info","time":"' + isoPrefix);
+    starts = [];
+    flatMs = -1;
     return now - secStart;
   };
   const routes = new Map<string, string>();
@@ -568,8 +575,22 @@ export function requestLineText(opts: { pieces?: boolean } = {}): (r: RequestLin
       if (keep) byStatus[r.status] = t = flat(t);
     }
     const ms = second(wall);
+    // The time and the bindings as one string for all the lines of a millisecond, flattened when
+    // its second line comes (reading a character of a concatenation makes V8 flatten it in place):
+    // ~20 % of a line's cost in a microbenchmark at 8 lines a millisecond (encoding walks every
+    // piece of every line).
+    if (a !== startsFor) {
+      startsFor = a;
+      starts = [];
+    }
+    let start = starts[ms];
+    if (start === undefined) start = starts[ms] = head + DIGITS3[ms] + a;
+    else if (ms !== flatMs) {
+      flatMs = ms;
+      start.charCodeAt(0);
+    }
     return (
-      head + DIGITS3[ms] + a + r.id + '","trace_id":"' + r.traceId + '","span_id":"' + r.spanId + m + urlText(r.url) + t + msText(r.ms) +
+      start + r.id + '","trace_id":"' + r.traceId + '","span_id":"' + r.spanId + m + urlText(r.url) + t + msText(r.ms) +
       (r.aborted ? ',"aborted":true,"msg":"request"}\n' : ',"msg":"request"}\n')
     );
   };
