@@ -8,6 +8,8 @@ export type WorkerState = 'booting' | 'ready' | 'draining' | 'stopped';
 export type ToWorker =
   | { t: 'rpc'; id: number; expr: string }
   | { t: 'drain'; reason: string }
+  /** Stop taking new connections from the shared socket, keep serving open ones (an upgrade's switch). */
+  | { t: 'stop-accepting' }
   | { t: 'remote'; id: number; path: string; cookie: string }
   | { t: 'log-level'; level: string }
   /** The log file was rotated: open SLIPWAY_LOG_FILE again. */

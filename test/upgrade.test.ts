@@ -201,6 +201,35 @@ describe('several workers and heart', () => {
     assert.ok(after.every((p) => !before.includes(p)));
   });
 
+  it('upgrade with two workers: once switched, no old worker takes a new connection while the old ones drain', async () => {
+    // A drain delay keeps each old worker's drain going for a second (a worker draining only after
+    // it was told to stop accepting takes no new connection during it).
+    const { rel, port } = await started({ SLIPWAY_WORKERS: '2', SLIPWAY_BAKE_PERIOD: '60s', SLIPWAY_DRAIN_DELAY: '1s' });
+    await install(rel, '1.1.0');
+    // Probes, each on a fresh connection: which release accepted it, and when.
+    const probe = startLoad({ origin: `http://127.0.0.1:${port}`, connections: 2, path: '/hello', fresh: true, durationMs: 60_000, maxRequests: 50_000 });
+    try {
+      await sleep(500);
+      const up = await rel.run(['upgrade', '1.1.0']);
+      assert.equal(up.code, 0, up.stderr);
+    } finally {
+      probe.stop();
+    }
+    const probes = (await probe.done).samples;
+    assert.ok(probes.every((p) => p.ok), JSON.stringify(probes.filter((p) => !p.ok).slice(0, 5)));
+    const events = JSON.parse((await rel.run(['status', '--json'])).stdout).events as Array<{ at: string; msg: string }>;
+    const at = (re: RegExp) => Date.parse(events.find((e) => re.test(e.msg))?.at ?? 'missing');
+    const switched = at(/^upgrade: switched to 1\.1\.0/);
+    const done = at(/^upgrade 1\.0\.0 → 1\.1\.0 done/);
+    assert.ok(Number.isFinite(switched) && Number.isFinite(done), JSON.stringify(events));
+    assert.ok(probes.some((p) => p.at < switched && p.release === '1.0.0'), 'probes before the switch reach 1.0.0');
+    // The message to stop accepting takes a moment to arrive: probes from 250 ms after the switch.
+    const late = probes.filter((p) => p.at > switched + 250 && p.at < done);
+    assert.ok(late.length >= 20, `${late.length} probes while the old workers drained (${done - switched} ms)`);
+    const old = late.filter((p) => p.release !== '1.1.0');
+    assert.equal(old.length, 0, `${old.length} of ${late.length} new connections after the switch went to an old worker, the first ${old[0]?.at! - switched} ms after it`);
+  });
+
   it('kill -STOP of a worker: heart replaces it within the heart timeout', async () => {
     const { rel } = await started({ SLIPWAY_HEART_TIMEOUT: '2s' });
     const [victim] = await rel.workerPids();

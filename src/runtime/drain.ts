@@ -111,10 +111,17 @@ export class ConnectionTracker {
     }
   }
 
-  /** Stop accepting new connections; the socket stays open in the supervisor and other workers. */
+  /**
+   * Stop accepting new connections; the socket stays open in the supervisor and other workers.
+   * Open connections are served as before (net's close, not http's, which would end idle ones).
+   */
+  stopAccepting(): void {
+    if (this.server.listening) net.Server.prototype.close.call(this.server);
+  }
+
   beginDrain(): void {
     this.closeAfterResponse();
-    if (this.server.listening) net.Server.prototype.close.call(this.server);
+    this.stopAccepting();
     this.checkIdle();
   }
 

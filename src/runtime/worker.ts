@@ -227,6 +227,8 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
     switch (msg.t) {
       case 'drain':
         return drain(msg.reason);
+      case 'stop-accepting':
+        return tracker.stopAccepting();
       case 'rpc':
         try {
           const value = await evaluate(msg.expr, scope);

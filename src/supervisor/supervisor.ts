@@ -274,7 +274,8 @@ export class Supervisor {
 
   /**
    * Switch the serving release to `version`: start new workers on the shared socket one at a
-   * time, each gated on readiness; only when all are ready, drain the old ones one at a time.
+   * time, each gated on readiness; only when all are ready, the old ones stop accepting and drain
+   * one at a time.
    * Any failure before the switch stops the new workers and leaves the old release serving.
    */
   async switchTo(version: string, kind: SwitchKind, progress: Progress = () => undefined): Promise<{ from: string; to: string; ms: number }> {
@@ -316,6 +317,9 @@ export class Supervisor {
     if (kind === 'rollback') setState(this.rel, version, 'permanent', `rolled back from ${from}`);
     else if (kind === 'upgrade') setState(this.rel, version, 'current');
     this.event(`${kind}: switched to ${version}, draining ${old.length} old worker(s)`);
+    // All old workers stop accepting at once, so clients that a drain moves reconnect to the new
+    // release only (not to an old worker whose turn has not come); the drain goes one at a time.
+    for (const w of old) w.stopAccepting();
     for (const w of old) {
       progress(`draining worker ${w.pid} (${w.version})`);
       await w.stop(`${kind} to ${version}`);

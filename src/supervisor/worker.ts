@@ -179,6 +179,11 @@ export class WorkerProcess extends EventEmitter {
     });
   }
 
+  /** Ask the worker to take no new connection; it serves its open ones until stop(). */
+  stopAccepting(): void {
+    if (!this.exited && this.child.connected) this.send({ t: 'stop-accepting' });
+  }
+
   /** Ask the worker to drain and exit; SIGKILL it if it outlives the stop timeout (plus grace). */
   stop(reason: string): Promise<WorkerExit> {
     if (this.exited) return this.exitPromise;
