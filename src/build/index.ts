@@ -51,6 +51,16 @@ const BANNER = [
   "const __dirname = __slipwayFileURLToPath(new URL('.', import.meta.url));",
 ].join('\n');
 
+/** `import('prom-client')` in the supervisor becomes a require() of lib/prom-client.cjs (no ES module loader). */
+const PROM_CLIENT_APART: esbuild.Plugin = {
+  name: 'prom-client-apart',
+  setup(b) {
+    b.onResolve({ filter: /^prom-client$/ }, () => ({ path: 'prom-client', namespace: 'prom-client-apart' }));
+    b.onLoad({ filter: /.*/, namespace: 'prom-client-apart' }, () => ({ contents: "module.exports = require('./lib/prom-client.cjs');", loader: 'js' }));
+    b.onResolve({ filter: /^\.\/lib\/prom-client\.cjs$/ }, (a) => ({ path: a.path, external: true }));
+  },
+};
+
 export async function buildRelease(opts: BuildOptions): Promise<BuildResult> {
   const started = Date.now();
   const progress = opts.progress ?? (() => undefined);
@@ -105,16 +115,40 @@ export async function buildRelease(opts: BuildOptions): Promise<BuildResult> {
       external: externals,
     });
     progress('bundling the supervisor and control client');
-    // Two entries sharing chunks: supervisor.mjs (what `start` execs) and slipway.mjs (every other command).
+    // slipway.mjs: every command but `start`, its rarely used parts in lib/ chunks.
     await runEsbuild({
       ...common,
-      entryPoints: { slipway: path.join(SLIPWAY_SRC, 'control', 'main.ts'), supervisor: path.join(SLIPWAY_SRC, 'supervisor', 'main.ts') },
+      entryPoints: { slipway: path.join(SLIPWAY_SRC, 'control', 'main.ts') },
       outdir: stage,
       splitting: true,
       chunkNames: 'lib/[name]-[hash]',
       outExtension: { '.js': '.mjs' },
       external: ['unix-dgram'],
     });
+    // supervisor.cjs: what `start` execs, on its own and as CommonJS (see src/supervisor/main.ts).
+    // prom-client, which it loads only when /metrics is scraped, goes to its own file: inlined, its
+    // source alone would be ~0.4 MB of the supervisor's resident memory for its whole life.
+    await runEsbuild({
+      ...common,
+      format: 'cjs',
+      banner: {},
+      entryPoints: { supervisor: path.join(SLIPWAY_SRC, 'supervisor', 'main.ts') },
+      outdir: stage,
+      outExtension: { '.js': '.cjs' },
+      external: ['unix-dgram'],
+      plugins: [PROM_CLIENT_APART],
+    });
+    await runEsbuild({
+      ...common,
+      format: 'cjs',
+      banner: {},
+      entryPoints: { 'lib/prom-client': createRequire(path.join(SLIPWAY_SRC, '..', 'package.json')).resolve('prom-client') },
+      outdir: stage,
+      outExtension: { '.js': '.cjs' },
+    });
+    // bin/APP is written once, with the first release: scripts of releases built before
+    // supervisor.cjs exec supervisor.mjs.
+    writeFileSync(path.join(stage, 'supervisor.mjs'), "import { createRequire } from 'node:module';\ncreateRequire(import.meta.url)('./supervisor.cjs');\n");
 
     progress(`copying native/external packages: ${[...cfg.external, 'unix-dgram'].join(', ')}`);
     const appRequire = createRequire(path.join(opts.dir, 'package.json'));

@@ -11,6 +11,7 @@ import { readCookie } from '../release/cookie.ts';
 import { alive } from '../release/process.ts';
 import { parseDuration } from '../runtime/env.ts';
 import { ControlError, request } from './client.ts';
+import { SUPERVISOR_NODE_FLAGS } from './bin-script.ts';
 import { bytes, duration, table } from './format.ts';
 import { installCommand, releasesCommand } from './install.ts';
 import { logsCommand } from './logs.ts';
@@ -73,7 +74,7 @@ program
     const logFile = path.join(rel.logDir, 'daemon.log');
     const fd = openSync(logFile, 'a');
     const startedAt = Date.now();
-    const child = spawn(node, [path.join(path.dirname(process.argv[1]!), 'supervisor.mjs')], { detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, SLIPWAY_DAEMON: '1' } });
+    const child = spawn(node, [...SUPERVISOR_NODE_FLAGS, path.join(path.dirname(process.argv[1]!), 'supervisor.cjs')], { detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, SLIPWAY_DAEMON: '1' } });
     closeSync(fd);
     let exited: number | null | undefined;
     child.once('exit', (code) => (exited = code));

@@ -1,5 +1,4 @@
 // The control cookie: 32 random bytes (hex) in releases/COOKIE, mode 0400; RELEASE_COOKIE overrides.
-import { randomBytes } from 'node:crypto';
 import { openSync, readFileSync, writeSync, closeSync } from 'node:fs';
 import type { ReleaseRoot } from './layout.ts';
 
@@ -13,7 +12,8 @@ export function readCookie(rel: ReleaseRoot, create: boolean): string {
       throw new Error(`cannot read the cookie ${rel.cookieFile}: ${(err as NodeJS.ErrnoException).code ?? err} (set RELEASE_COOKIE or start the release once)`);
     }
   }
-  const cookie = randomBytes(32).toString('hex');
+  // node:crypto only for a new cookie: the supervisor that reads one does without it (control-server.ts).
+  const cookie = process.getBuiltinModule('node:crypto').randomBytes(32).toString('hex');
   try {
     const fd = openSync(rel.cookieFile, 'wx', 0o400);
     writeSync(fd, cookie + '\n');

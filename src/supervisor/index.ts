@@ -61,6 +61,9 @@ export async function runSupervisor(opts: RunOptions): Promise<void> {
     return die((err as Error).message, err instanceof ConfigError ? 78 : 1);
   }
   const control = await startControlServer(sup, rel.controlSocket, cookie);
+  // Booted: what booting left behind is garbage; collect it now rather than whenever V8 next
+  // would (~0.2 MB of resident memory; `gc` exists under SUPERVISOR_NODE_FLAGS only).
+  (globalThis as { gc?: () => void }).gc?.();
   const exit = sup.onExit;
   sup.onExit = (code) => {
     control.close();

@@ -29,7 +29,8 @@ export function createNotifier(env: NodeJS.ProcessEnv = process.env, log: (msg: 
   }
   let sock: DgramSocket;
   try {
-    const dgram = createRequire(import.meta.url)('unix-dgram') as { createSocket(type: 'unix_dgram'): DgramSocket };
+    // import.meta is empty in the CommonJS supervisor bundle (supervisor.cjs), which has __filename.
+    const dgram = createRequire(import.meta.url ?? __filename)('unix-dgram') as { createSocket(type: 'unix_dgram'): DgramSocket };
     sock = dgram.createSocket('unix_dgram');
   } catch (err) {
     log(`sd_notify: cannot load unix-dgram (${(err as Error).message}); systemd notifications are off`);

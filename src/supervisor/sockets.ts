@@ -3,7 +3,6 @@
 // the socket stays in LISTEN while workers come and go, so new connections wait in the kernel
 // backlog instead of being refused. Under systemd socket activation the socket is fd 3.
 import net from 'node:net';
-import dns from 'node:dns/promises';
 
 export interface ListenSocket {
   fd: number;
@@ -29,7 +28,8 @@ export async function bindListenSocket(host: string, port: number, env: NodeJS.P
   let address = host;
   if (net.isIP(address) === 0) {
     try {
-      address = (await dns.lookup(host)).address;
+      // Loaded only for a host name: ~0.3 MB of the supervisor's resident memory otherwise.
+      address = (await process.getBuiltinModule('node:dns/promises').lookup(host)).address;
     } catch {
       throw new Error(`HOST: cannot resolve ${JSON.stringify(host)}`);
     }

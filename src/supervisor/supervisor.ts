@@ -3,7 +3,6 @@
 // and switches releases without dropping a request (release_handler).
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { WorkerEnv, type SupervisorInfo, type SupervisorStatus, type WorkerState } from '../protocol.ts';
 import { ReleaseRoot } from '../release/layout.ts';
@@ -408,7 +407,7 @@ export class Supervisor {
 
   async remote(cookie: string): Promise<{ path: string; pid: number | undefined }> {
     const w = this.pickWorker();
-    const sock = path.join(this.rel.tmpDir, `remote-${w.pid}-${randomBytes(4).toString('hex')}.sock`);
+    const sock = path.join(this.rel.tmpDir, `remote-${w.pid}-${randomHex(4)}.sock`);
     const res = await w.request((id) => ({ t: 'remote', id, path: sock, cookie }), 5000);
     if (res.t !== 'remote-open' || !res.ok) throw new Error(`worker could not open a REPL: ${res.t === 'remote-open' ? res.error : 'unexpected answer'}`);
     return { path: sock, pid: w.pid };
@@ -476,3 +475,7 @@ function firstLine(s: string): string {
   return s.split('\n')[0]!.trim();
 }
 
+/** node:crypto loaded only when used: the supervisor does without it otherwise (sameBytes in control-server.ts). */
+function randomHex(bytes: number): string {
+  return process.getBuiltinModule('node:crypto').randomBytes(bytes).toString('hex');
+}
