@@ -118,6 +118,10 @@ describe('a deployed tarball, away from the source tree', () => {
     // Workers run with Slipway's default node flags (WORKER_NODE_FLAGS), the release's after them.
     const execArgv = await rel.run(['rpc', 'process.execArgv']);
     assert.deepEqual(JSON.parse(execArgv.stdout), ['--no-memory-reducer'], execArgv.stderr);
+    // The supervisor: its CommonJS bundle without the JIT (docs/reference.md), and V8 quiet about it.
+    const supArgv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    assert.deepEqual(supArgv.slice(1), ['--jitless', '--no-expose-wasm', '--expose-gc', path.join(rel.root, 'releases', '1.0.0', 'supervisor.cjs')]);
+    assert.equal(readFileSync(path.join(rel.root, 'log', 'daemon.log'), 'utf8').replace(/^orders 1\.0\.0 started.*\n/m, ''), '', 'nothing else in daemon.log');
 
     const status = await rel.run(['status', '--json']);
     const st = JSON.parse(status.stdout);
