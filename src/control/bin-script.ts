@@ -1,6 +1,7 @@
 // The release's control script: POSIX sh (dash-clean), like mix release's bin/APP.
 // It finds the release root, picks the version (RELEASE_VSN or releases/start.data), sources
-// releases/VSN/env.sh, finds node (bundled node/bin/node first), and hands over to slipway.mjs.
+// releases/VSN/env.sh, finds node (bundled node/bin/node first), and hands over to slipway.mjs,
+// or for a plain `start` straight to the supervisor (supervisor.cjs).
 /**
  * Node flags of the supervisor (not of the workers): it is not in the data path, and without the
  * JIT compilers it stays ~1.2 MB smaller for its whole life (issue 2's memory target; measured in
