@@ -10,6 +10,8 @@ export type ToWorker =
   | { t: 'drain'; reason: string }
   /** Stop taking new connections from the shared socket, keep serving open ones (an upgrade's switch). */
   | { t: 'stop-accepting' }
+  /** A worker started with holdAccept: the switch has come, listen on the shared socket now. */
+  | { t: 'start-accepting' }
   | { t: 'remote'; id: number; path: string; cookie: string }
   | { t: 'log-level'; level: string }
   /** The log file was rotated: open SLIPWAY_LOG_FILE again. */
@@ -41,6 +43,8 @@ export const WorkerEnv = {
   stopTimeoutMs: 'SLIPWAY_STOP_TIMEOUT_MS',
   drainDelayMs: 'SLIPWAY_DRAIN_DELAY_MS',
   heartIntervalMs: 'SLIPWAY_HEART_INTERVAL_MS',
+  /** "1" for a worker started by a release switch: once ready it waits for start-accepting to listen. */
+  holdAccept: 'SLIPWAY_HOLD_ACCEPT',
   evalExpr: 'SLIPWAY_EVAL',
   /** Set under `daemon`: the worker appends its log lines to this file itself (see supervisor/logs.ts). */
   logFile: 'SLIPWAY_LOG_FILE',

@@ -201,15 +201,17 @@ describe('several workers and heart', () => {
     assert.ok(after.every((p) => !before.includes(p)));
   });
 
-  it('upgrade with two workers: once switched, no old worker takes a new connection while the old ones drain', async () => {
+  it('upgrade with two workers: new connections reach 1.1.0 only from the switch on, and no old worker after it', async () => {
     // A drain delay keeps each old worker's drain going for a second (a worker draining only after
     // it was told to stop accepting takes no new connection during it).
     const { rel, port } = await started({ SLIPWAY_WORKERS: '2', SLIPWAY_BAKE_PERIOD: '60s', SLIPWAY_DRAIN_DELAY: '1s' });
     await install(rel, '1.1.0');
     // Probes, each on a fresh connection: which release accepted it, and when.
     const probe = startLoad({ origin: `http://127.0.0.1:${port}`, connections: 2, path: '/hello', fresh: true, durationMs: 60_000, maxRequests: 50_000 });
+    let upgradeAt = 0;
     try {
       await sleep(500);
+      upgradeAt = Date.now();
       const up = await rel.run(['upgrade', '1.1.0']);
       assert.equal(up.code, 0, up.stderr);
     } finally {
@@ -222,7 +224,11 @@ describe('several workers and heart', () => {
     const switched = at(/^upgrade: switched to 1\.1\.0/);
     const done = at(/^upgrade 1\.0\.0 → 1\.1\.0 done/);
     assert.ok(Number.isFinite(switched) && Number.isFinite(done), JSON.stringify(events));
-    assert.ok(probes.some((p) => p.at < switched && p.release === '1.0.0'), 'probes before the switch reach 1.0.0');
+    // While the new workers boot and get ready (they wait for the switch to accept), only 1.0.0.
+    const before = probes.filter((p) => p.at > upgradeAt && p.at < switched - 100);
+    assert.ok(before.length >= 10, `${before.length} probes while the new workers booted (${switched - upgradeAt} ms)`);
+    const early = before.filter((p) => p.release !== '1.0.0');
+    assert.equal(early.length, 0, `${early.length} of ${before.length} new connections before the switch reached ${early[0]?.release}, ${switched - early[0]?.at!} ms before it`);
     // The message to stop accepting takes a moment to arrive: probes from 250 ms after the switch.
     const late = probes.filter((p) => p.at > switched + 250 && p.at < done);
     assert.ok(late.length >= 20, `${late.length} probes while the old workers drained (${done - switched} ms)`);

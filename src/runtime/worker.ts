@@ -184,6 +184,8 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
   health.onChange((r) => void send({ t: 'state', state: r.state, failing: r.ready ? undefined : health.failing() }));
 
   let draining = false;
+  /** Set while a worker started with holdAccept waits for the switch (start-accepting). */
+  let switchCame: (() => void) | undefined;
   const drain = async (reason: string) => {
     if (draining) return;
     draining = true;
@@ -229,6 +231,8 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
         return drain(msg.reason);
       case 'stop-accepting':
         return tracker.stopAccepting();
+      case 'start-accepting':
+        return switchCame?.();
       case 'rpc':
         try {
           const value = await evaluate(msg.expr, scope);
@@ -265,25 +269,41 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
   if (draining) return;
 
   // Listen: on the socket the supervisor hands us, or on PORT when run as plain node.
-  await new Promise<void>((resolve) => {
-    server.once('error', (err) => void failBoot(info, 'listen', `listen failed: ${err.message}`));
-    if (mode === 'worker') {
-      const fd = Number(process.env[WorkerEnv.listenFd] ?? 4);
-      server.listen({ fd }, resolve);
-    } else {
-      let port: number;
-      try {
-        port = env.int('PORT', 4000, { min: 0, max: 65535 });
-      } catch (err) {
-        void failBoot(info, 'config', (err as Error).message);
-        return;
+  const listen = () =>
+    new Promise<void>((resolve) => {
+      server.once('error', (err) => void failBoot(info, 'listen', `listen failed: ${err.message}`));
+      if (mode === 'worker') {
+        const fd = Number(process.env[WorkerEnv.listenFd] ?? 4);
+        server.listen({ fd }, resolve);
+      } else {
+        let port: number;
+        try {
+          port = env.int('PORT', 4000, { min: 0, max: 65535 });
+        } catch (err) {
+          void failBoot(info, 'config', (err as Error).message);
+          return;
+        }
+        server.listen({ port, host: env.string('HOST', '0.0.0.0') }, () => {
+          log.info({ address: server.address() }, 'listening');
+          resolve();
+        });
       }
-      server.listen({ port, host: env.string('HOST', '0.0.0.0') }, () => {
-        log.info({ address: server.address() }, 'listening');
-        resolve();
-      });
-    }
-  });
+    });
+
+  // A worker started by a release switch is ready before it accepts: it waits for the switch
+  // (start-accepting), so that until then the old release alone takes new connections.
+  if (mode === 'worker' && process.env[WorkerEnv.holdAccept] === '1') {
+    const go = new Promise<void>((resolve) => (switchCame = resolve));
+    health.setState('ready');
+    health.startLoop();
+    log.info({ mode }, 'ready, accepting from the switch on');
+    await go;
+    if (draining) return;
+    await listen();
+    log.info({ mode }, 'accepting');
+    return;
+  }
+  await listen();
   if (draining) return;
   health.setState('ready');
   health.startLoop();

@@ -114,8 +114,9 @@ export class Supervisor {
     return this.workers.filter((w) => w.state === 'ready' && !w.failing && (version === undefined || w.version === version));
   }
 
-  private workerSpec(version: string, restarts: number) {
+  private workerSpec(version: string, restarts: number, holdAccept = false) {
     return {
+      holdAccept,
       id: this.nextWorkerId++,
       version,
       node: this.opts.node,
@@ -133,8 +134,8 @@ export class Supervisor {
     };
   }
 
-  spawnWorker(version: string, restarts: number): WorkerProcess {
-    const w = new WorkerProcess(this.workerSpec(version, restarts));
+  spawnWorker(version: string, restarts: number, holdAccept = false): WorkerProcess {
+    const w = new WorkerProcess(this.workerSpec(version, restarts, holdAccept));
     this.workers.push(w);
     this.metrics.watch(w);
     this.logLine('info', `worker ${w.pid} starting (${version})`, { worker: w.id, version });
@@ -273,8 +274,8 @@ export class Supervisor {
 
   /**
    * Switch the serving release to `version`: start new workers on the shared socket one at a
-   * time, each gated on readiness; only when all are ready, the old ones stop accepting and drain
-   * one at a time.
+   * time, each gated on readiness and not accepting yet; when all are ready, they start accepting
+   * and the old ones stop, then drain one at a time.
    * Any failure before the switch stops the new workers and leaves the old release serving.
    */
   async switchTo(version: string, kind: SwitchKind, progress: Progress = () => undefined): Promise<{ from: string; to: string; ms: number }> {
@@ -291,8 +292,10 @@ export class Supervisor {
     const fresh: WorkerProcess[] = [];
     try {
       if (kind === 'upgrade') await this.runMigrations(version, progress);
+      // Started holding: ready, but accepting only from the switch on, so that until then the old
+      // release alone takes new connections (no mix of both for as long as the new ones boot).
       for (let i = 0; i < this.settings.workers; i++) {
-        const w = this.spawnWorker(version, 0);
+        const w = this.spawnWorker(version, 0, true);
         fresh.push(w);
         progress(`started worker ${w.pid} (${version}), waiting for ready`);
         await this.waitReady(w, this.settings.readyTimeoutMs);
@@ -316,8 +319,9 @@ export class Supervisor {
     if (kind === 'rollback') setState(this.rel, version, 'permanent', `rolled back from ${from}`);
     else if (kind === 'upgrade') setState(this.rel, version, 'current');
     this.event(`${kind}: switched to ${version}, draining ${old.length} old worker(s)`);
-    // All old workers stop accepting at once, so clients that a drain moves reconnect to the new
-    // release only (not to an old worker whose turn has not come); the drain goes one at a time.
+    // The cutover: the new workers start accepting and every old one stops at once, so clients
+    // that a drain moves reconnect to the new release only; the drain goes one at a time.
+    for (const w of fresh) w.startAccepting();
     for (const w of old) w.stopAccepting();
     for (const w of old) {
       progress(`draining worker ${w.pid} (${w.version})`);

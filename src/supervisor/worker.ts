@@ -18,6 +18,8 @@ export interface WorkerSpec {
   drainDelayMs: number;
   heartIntervalMs: number;
   restarts: number;
+  /** Ready, but not accepting until startAccepting() (workers of a release switch). */
+  holdAccept?: boolean;
   onOutput: (text: string | Buffer) => void;
 }
 
@@ -90,6 +92,7 @@ export class WorkerProcess extends EventEmitter {
         [WorkerEnv.stopTimeoutMs]: String(spec.stopTimeoutMs),
         [WorkerEnv.drainDelayMs]: String(spec.drainDelayMs),
         [WorkerEnv.heartIntervalMs]: String(spec.heartIntervalMs),
+        ...(spec.holdAccept ? { [WorkerEnv.holdAccept]: '1' } : {}),
         RELEASE_VSN: spec.version,
       },
     });
@@ -177,6 +180,11 @@ export class WorkerProcess extends EventEmitter {
       });
       this.child.send(build(id));
     });
+  }
+
+  /** Let a worker started with holdAccept take connections. */
+  startAccepting(): void {
+    if (!this.exited && this.child.connected) this.send({ t: 'start-accepting' });
   }
 
   /** Ask the worker to take no new connection; it serves its open ones until stop(). */
