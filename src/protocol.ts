@@ -8,8 +8,11 @@ export type WorkerState = 'booting' | 'ready' | 'draining' | 'stopped';
 export type ToWorker =
   | { t: 'rpc'; id: number; expr: string }
   | { t: 'drain'; reason: string }
-  /** Stop taking new connections from the shared socket, keep serving open ones (an upgrade's switch). */
-  | { t: 'stop-accepting' }
+  /**
+   * An old worker at a release switch: take no new connection and answer every request with
+   * `Connection: close`, so its clients move to the new release; it exits when told to drain.
+   */
+  | { t: 'retire' }
   /** A worker started with holdAccept: the switch has come, listen on the shared socket now. */
   | { t: 'start-accepting' }
   | { t: 'remote'; id: number; path: string; cookie: string }

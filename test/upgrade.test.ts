@@ -7,6 +7,7 @@ import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, sym
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import * as tar from 'tar';
+import { Client } from 'undici';
 import { buildOrders, deploy, freePort, runCleanups, sleep, tempDir, waitFor, type Deployed } from './helpers/release.ts';
 import { startLoad, type LoadResult } from './helpers/load.ts';
 import { sha256File } from '../src/release/checksum.ts';
@@ -45,6 +46,57 @@ async function install(rel: Deployed, vsn: string): Promise<void> {
 
 function load(port: number, durationMs: number) {
   return startLoad({ origin: `http://127.0.0.1:${port}`, connections: 32, path: '/hello', durationMs, maxRequests: 500_000, retryIdempotent: true });
+}
+
+/**
+ * Keep-alive clients, each looping GET /hello on its own connection, opened until every worker in
+ * `pids` holds `each` of them (the kernel hands a burst of connections to one worker). The
+ * x-request-id of our ids starts with the worker's pid in base 36.
+ */
+async function keepAliveOnEveryWorker(port: number, pids: number[], each: number) {
+  const held = new Map<number, Client[]>(pids.map((p) => [p, []]));
+  const spare: Client[] = [];
+  for (let i = 0; i < 60 && [...held.values()].some((c) => c.length < each); i++) {
+    const c = new Client(`http://127.0.0.1:${port}`, { pipelining: 1, keepAliveTimeout: 30_000 });
+    const r = await c.request({ method: 'GET', path: '/hello' });
+    await r.body.text();
+    const pid = parseInt(String(r.headers['x-request-id']).split('-')[0]!, 36);
+    const list = held.get(pid);
+    if (list && list.length < each) list.push(c);
+    else spare.push(c);
+    await sleep(20);
+  }
+  await Promise.all(spare.map((c) => c.close()));
+  const clients = [...held.values()].flat();
+  assert.equal(clients.length, pids.length * each, `keep-alive connections on every worker: ${JSON.stringify([...held].map(([p, c]) => [p, c.length]))}`);
+  const samples: Array<{ at: number; release?: string }> = [];
+  let failed = 0;
+  const errors: Record<string, number> = {};
+  let stopped = false;
+  const loops = clients.map(async (c) => {
+    let client = c;
+    while (!stopped) {
+      const at = Date.now();
+      try {
+        const r = await client.request({ method: 'GET', path: '/hello' });
+        await r.body.text();
+        samples.push({ at, release: r.headers['x-release'] as string | undefined });
+      } catch (err) {
+        // A connection the server closed after a response (Connection: close) is reopened by
+        // undici itself; anything else is a failure.
+        failed++;
+        const code = (err as { code?: string }).code ?? 'error';
+        errors[code] = (errors[code] ?? 0) + 1;
+        await client.close().catch(() => undefined);
+        client = new Client(`http://127.0.0.1:${port}`, { pipelining: 1 });
+      }
+    }
+    await client.close().catch(() => undefined);
+  });
+  return {
+    stop: () => void (stopped = true),
+    done: Promise.all(loops).then(() => ({ samples, failed, errors })),
+  };
 }
 
 function summary(r: LoadResult): string {
@@ -201,13 +253,16 @@ describe('several workers and heart', () => {
     assert.ok(after.every((p) => !before.includes(p)));
   });
 
-  it('upgrade with two workers: new connections reach 1.1.0 only from the switch on, and no old worker after it', async () => {
+  it('upgrade with two workers is a cutover: 1.1.0 only from the switch on, and 1.0.0 neither on new nor on open connections after it', async () => {
     // A drain delay keeps each old worker's drain going for a second (a worker draining only after
     // it was told to stop accepting takes no new connection during it).
     const { rel, port } = await started({ SLIPWAY_WORKERS: '2', SLIPWAY_BAKE_PERIOD: '60s', SLIPWAY_DRAIN_DELAY: '1s' });
     await install(rel, '1.1.0');
     // Probes, each on a fresh connection: which release accepted it, and when.
     const probe = startLoad({ origin: `http://127.0.0.1:${port}`, connections: 2, path: '/hello', fresh: true, durationMs: 60_000, maxRequests: 50_000 });
+    // And keep-alive clients, whose connections the old workers hold at the switch: opened until
+    // each old worker holds two (the worker is the pid in the x-request-id prefix).
+    const pooled = await keepAliveOnEveryWorker(port, await rel.workerPids(), 2);
     let upgradeAt = 0;
     try {
       await sleep(500);
@@ -216,8 +271,12 @@ describe('several workers and heart', () => {
       assert.equal(up.code, 0, up.stderr);
     } finally {
       probe.stop();
+      pooled.stop();
     }
     const probes = (await probe.done).samples;
+    const kept = await pooled.done;
+    assert.equal(kept.failed, 0, JSON.stringify(kept.errors));
+    assert.ok(kept.samples.length > 100);
     assert.ok(probes.every((p) => p.ok), JSON.stringify(probes.filter((p) => !p.ok).slice(0, 5)));
     const events = JSON.parse((await rel.run(['status', '--json'])).stdout).events as Array<{ at: string; msg: string }>;
     const at = (re: RegExp) => Date.parse(events.find((e) => re.test(e.msg))?.at ?? 'missing');
@@ -234,6 +293,13 @@ describe('several workers and heart', () => {
     assert.ok(late.length >= 20, `${late.length} probes while the old workers drained (${done - switched} ms)`);
     const old = late.filter((p) => p.release !== '1.1.0');
     assert.equal(old.length, 0, `${old.length} of ${late.length} new connections after the switch went to an old worker, the first ${old[0]?.at! - switched} ms after it`);
+    // Open keep-alive connections: each old worker answers its next request with Connection:
+    // close at the switch, so from then on their clients reconnect to 1.1.0 too.
+    const keptLate = kept.samples.filter((p) => p.at > switched + 250 && p.at < done);
+    assert.ok(keptLate.length >= 20, `${keptLate.length} keep-alive requests after the switch`);
+    const keptOld = keptLate.filter((p) => p.release !== '1.1.0');
+    assert.equal(keptOld.length, 0, `${keptOld.length} of ${keptLate.length} keep-alive requests after the switch answered by 1.0.0, the first ${keptOld[0]?.at! - switched} ms after it`);
+    assert.ok(kept.samples.some((p) => p.at < switched && p.release === '1.0.0'));
   });
 
   it('kill -STOP of a worker: heart replaces it within the heart timeout', async () => {

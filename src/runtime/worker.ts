@@ -229,7 +229,8 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
     switch (msg.t) {
       case 'drain':
         return drain(msg.reason);
-      case 'stop-accepting':
+      case 'retire':
+        tracker.closeAfterResponse();
         return tracker.stopAccepting();
       case 'start-accepting':
         return switchCame?.();

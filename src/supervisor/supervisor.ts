@@ -319,10 +319,11 @@ export class Supervisor {
     if (kind === 'rollback') setState(this.rel, version, 'permanent', `rolled back from ${from}`);
     else if (kind === 'upgrade') setState(this.rel, version, 'current');
     this.event(`${kind}: switched to ${version}, draining ${old.length} old worker(s)`);
-    // The cutover: the new workers start accepting and every old one stops at once, so clients
-    // that a drain moves reconnect to the new release only; the drain goes one at a time.
+    // The cutover: the new workers start accepting, and every old one stops at once and closes
+    // each connection after its next response, so clients reconnect to the new release only.
+    // They then drain (exit when their connections are gone) one at a time.
     for (const w of fresh) w.startAccepting();
-    for (const w of old) w.stopAccepting();
+    for (const w of old) w.retire();
     for (const w of old) {
       progress(`draining worker ${w.pid} (${w.version})`);
       await w.stop(`${kind} to ${version}`);

@@ -187,9 +187,9 @@ export class WorkerProcess extends EventEmitter {
     if (!this.exited && this.child.connected) this.send({ t: 'start-accepting' });
   }
 
-  /** Ask the worker to take no new connection; it serves its open ones until stop(). */
-  stopAccepting(): void {
-    if (!this.exited && this.child.connected) this.send({ t: 'stop-accepting' });
+  /** Ask the worker to take no new connection and to close each open one after its next response; stop() ends it. */
+  retire(): void {
+    if (!this.exited && this.child.connected) this.send({ t: 'retire' });
   }
 
   /** Ask the worker to drain and exit; SIGKILL it if it outlives the stop timeout (plus grace). */
