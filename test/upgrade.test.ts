@@ -29,6 +29,7 @@ before(async () => {
   builds['1.2.0'] = await buildOrders({ version: '1.2.0', overlay: overlay({ ORDERS_FAULT_NEVER_READY: '1' }) });
   builds['1.3.0'] = await buildOrders({ version: '1.3.0', overlay: overlay({ ORDERS_FAULT_CRASH_AFTER_MS: '5000' }) });
   builds['1.4.0'] = await buildOrders({ version: '1.4.0', overlay: overlay({ ORDERS_EXTRA_MIGRATIONS: '{"002_broken":"ALTER TABLE nope ADD COLUMN x integer"}' }) });
+  builds['1.5.0'] = await buildOrders({ version: '1.5.0', overlay: overlay({ ORDERS_FAULT_CRASH_AFTER_MS: '100' }) });
 });
 
 async function started(env: NodeJS.ProcessEnv = {}): Promise<{ rel: Deployed; port: number }> {
@@ -300,6 +301,17 @@ describe('several workers and heart', () => {
     const keptOld = keptLate.filter((p) => p.release !== '1.1.0');
     assert.equal(keptOld.length, 0, `${keptOld.length} of ${keptLate.length} keep-alive requests after the switch answered by 1.0.0, the first ${keptOld[0]?.at! - switched} ms after it`);
     assert.ok(kept.samples.some((p) => p.at < switched && p.release === '1.0.0'));
+  });
+
+  it('a new worker that dies after it got ready, while the next one boots: aborted, 1.0.0 still serving with two workers', async () => {
+    const { rel } = await started({ SLIPWAY_WORKERS: '2' });
+    await install(rel, '1.5.0');
+    const up = await rel.run(['upgrade', '1.5.0']);
+    assert.equal(up.code, 1, up.stdout);
+    assert.match(up.stderr, /^orders: upgrade to 1\.5\.0 aborted: new worker \d+ exited after it was ready, before the switch; 1\.0\.0 still serving\n$/m);
+    assert.equal((await rel.run(['version'])).stdout, 'orders 1.0.0\n');
+    const st = JSON.parse((await rel.run(['status', '--json'])).stdout);
+    assert.deepEqual(st.workers.map((w: { version: string; state: string }) => [w.version, w.state]), [['1.0.0', 'ready'], ['1.0.0', 'ready']]);
   });
 
   it('kill -STOP of a worker: heart replaces it within the heart timeout', async () => {

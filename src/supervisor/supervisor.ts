@@ -301,8 +301,12 @@ export class Supervisor {
         await this.waitReady(w, this.settings.readyTimeoutMs);
         progress(`worker ${w.pid} ready`);
       }
+      // One that got ready may have died while the next ones booted: do not switch to fewer.
+      const lost = fresh.find((w) => w.exited);
+      if (lost) throw new SwitchError('crashed', `new worker ${lost.pid} exited after it was ready, before the switch`);
     } catch (err) {
-      // New workers that got ready have accepted connections: drain them. The others never listened.
+      // New workers that got ready may have accepted connections (a release whose runtime does not
+      // hold them back): drain them. The others never listened.
       await Promise.all(fresh.map((w) => (w.readyAt !== undefined ? w.stop(`${kind} aborted`) : w.kill(true))));
       this.state = 'running';
       this.opts.notify?.('READY=1');
