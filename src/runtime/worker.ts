@@ -293,22 +293,19 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
 
   // A worker started by a release switch is ready before it accepts: it waits for the switch
   // (start-accepting), so that until then the old release alone takes new connections.
-  if (mode === 'worker' && process.env[WorkerEnv.holdAccept] === '1') {
-    const go = new Promise<void>((resolve) => (switchCame = resolve));
-    health.setState('ready');
-    health.startLoop();
-    log.info({ mode }, 'ready, accepting from the switch on');
-    await go;
-    if (draining) return;
-    await listen();
-    log.info({ mode }, 'accepting');
-    return;
-  }
-  await listen();
+  const held = mode === 'worker' && process.env[WorkerEnv.holdAccept] === '1';
+  const switched = held ? new Promise<void>((resolve) => (switchCame = resolve)) : undefined;
+  if (!held) await listen();
   if (draining) return;
   health.setState('ready');
   health.startLoop();
-  log.info({ mode }, 'ready');
+  log.info({ mode }, held ? 'ready, accepting from the switch on' : 'ready');
+  if (switched) {
+    await switched;
+    if (draining) return;
+    await listen();
+    log.info({ mode }, 'accepting');
+  }
 }
 
 function makeScope<C>(ctx: AppContext<C>, instance: AppInstance): Record<string, unknown> {
