@@ -255,15 +255,15 @@ describe('several workers and heart', () => {
   });
 
   it('upgrade with two workers is a cutover: 1.1.0 only from the switch on, and 1.0.0 neither on new nor on open connections after it', async () => {
-    // A drain delay keeps each old worker's drain going for a second (a worker draining only after
-    // it was told to stop accepting takes no new connection during it).
+    // A drain delay keeps each old worker alive for a second after the switch: time to see that
+    // none of them takes a new connection or answers on an open one.
     const { rel, port } = await started({ SLIPWAY_WORKERS: '2', SLIPWAY_BAKE_PERIOD: '60s', SLIPWAY_DRAIN_DELAY: '1s' });
     await install(rel, '1.1.0');
-    // Probes, each on a fresh connection: which release accepted it, and when.
-    const probe = startLoad({ origin: `http://127.0.0.1:${port}`, connections: 2, path: '/hello', fresh: true, durationMs: 60_000, maxRequests: 50_000 });
-    // And keep-alive clients, whose connections the old workers hold at the switch: opened until
-    // each old worker holds two (the worker is the pid in the x-request-id prefix).
+    // Keep-alive clients, whose connections the old workers hold at the switch: opened until each
+    // old worker holds two (the worker is the pid in the x-request-id prefix).
     const pooled = await keepAliveOnEveryWorker(port, await rel.workerPids(), 2);
+    // And probes, each on a fresh connection: which release accepted it, and when.
+    const probe = startLoad({ origin: `http://127.0.0.1:${port}`, connections: 2, path: '/hello', fresh: true, durationMs: 60_000, maxRequests: 50_000 });
     let upgradeAt = 0;
     try {
       await sleep(500);
