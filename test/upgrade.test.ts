@@ -50,26 +50,29 @@ function load(port: number, durationMs: number) {
 }
 
 /**
- * Keep-alive clients, each looping GET /hello on its own connection, opened until every worker in
- * `pids` holds `each` of them (the kernel hands a burst of connections to one worker). The
- * x-request-id of our ids starts with the worker's pid in base 36.
+ * Keep-alive clients, each looping GET /hello on its own connection, `each` of them held by every
+ * worker in `pids`: a worker's connections are opened while the others are SIGSTOPped (a stopped
+ * worker cannot accept; left alone, the kernel tends to hand every new connection to the same
+ * worker). Each is checked by its first answer's x-request-id, which starts with the worker's pid
+ * in base 36.
  */
 async function keepAliveOnEveryWorker(port: number, pids: number[], each: number) {
-  const held = new Map<number, Client[]>(pids.map((p) => [p, []]));
-  const spare: Client[] = [];
-  for (let i = 0; i < 60 && [...held.values()].some((c) => c.length < each); i++) {
-    const c = new Client(`http://127.0.0.1:${port}`, { pipelining: 1, keepAliveTimeout: 30_000 });
-    const r = await c.request({ method: 'GET', path: '/hello' });
-    await r.body.text();
-    const pid = parseInt(String(r.headers['x-request-id']).split('-')[0]!, 36);
-    const list = held.get(pid);
-    if (list && list.length < each) list.push(c);
-    else spare.push(c);
-    await sleep(20);
+  const clients: Client[] = [];
+  for (const pid of pids) {
+    const others = pids.filter((p) => p !== pid);
+    for (const p of others) process.kill(p, 'SIGSTOP');
+    try {
+      for (let i = 0; i < each; i++) {
+        const c = new Client(`http://127.0.0.1:${port}`, { pipelining: 1, keepAliveTimeout: 30_000 });
+        clients.push(c);
+        const r = await c.request({ method: 'GET', path: '/hello' });
+        await r.body.text();
+        assert.equal(parseInt(String(r.headers['x-request-id']).split('-')[0]!, 36), pid, 'the connection is held by the worker left running');
+      }
+    } finally {
+      for (const p of others) process.kill(p, 'SIGCONT');
+    }
   }
-  await Promise.all(spare.map((c) => c.close()));
-  const clients = [...held.values()].flat();
-  assert.equal(clients.length, pids.length * each, `keep-alive connections on every worker: ${JSON.stringify([...held].map(([p, c]) => [p, c.length]))}`);
   const samples: Array<{ at: number; release?: string }> = [];
   let failed = 0;
   const errors: Record<string, number> = {};
