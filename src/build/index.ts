@@ -126,25 +126,21 @@ export async function buildRelease(opts: BuildOptions): Promise<BuildResult> {
       external: ['unix-dgram'],
     });
     // supervisor.cjs: what `start` execs, on its own and as CommonJS (see src/supervisor/main.ts).
-    // prom-client, which it loads only when /metrics is scraped, goes to its own file: inlined, its
-    // source alone would be ~0.4 MB of the supervisor's resident memory for its whole life.
+    // prom-client, which it loads only when /metrics is scraped, is its own entry (two bundles, no
+    // shared chunks): inlined, its source alone would be ~0.4 MB of the supervisor's resident
+    // memory for its whole life.
     await runEsbuild({
       ...common,
       format: 'cjs',
       banner: {},
-      entryPoints: { supervisor: path.join(SLIPWAY_SRC, 'supervisor', 'main.ts') },
+      entryPoints: {
+        supervisor: path.join(SLIPWAY_SRC, 'supervisor', 'main.ts'),
+        'lib/prom-client': createRequire(path.join(SLIPWAY_SRC, '..', 'package.json')).resolve('prom-client'),
+      },
       outdir: stage,
       outExtension: { '.js': '.cjs' },
       external: ['unix-dgram'],
       plugins: [PROM_CLIENT_APART],
-    });
-    await runEsbuild({
-      ...common,
-      format: 'cjs',
-      banner: {},
-      entryPoints: { 'lib/prom-client': createRequire(path.join(SLIPWAY_SRC, '..', 'package.json')).resolve('prom-client') },
-      outdir: stage,
-      outExtension: { '.js': '.cjs' },
     });
     // bin/APP is written once, with the first release: scripts of releases built before
     // supervisor.cjs exec supervisor.mjs.

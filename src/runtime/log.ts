@@ -478,8 +478,9 @@ const MAX_CACHED = 1000;
  * status, ms}, 'request')` would give, with pino's isoTime. `pieces` (the default) joins a few
  * kept strings per line instead of ~30 small ones: the time with the bindings (one per
  * millisecond), the method and the route with its status are each made once, so a line is about
- * 12 concatenations (every one a cons string that the batch's encode walks). `pieces: false` builds every part per line
- * (the reference the tests compare with). `wall` is the line's time in epoch milliseconds.
+ * 12 concatenations (every one a cons string that the batch's encode walks). `pieces: false`
+ * builds every part per line (the reference the tests compare with). `wall` is the line's time in
+ * epoch milliseconds.
  */
 export function requestLineText(opts: { pieces?: boolean } = {}): (r: RequestLineParts, wall: number) => string {
   const pieces = opts.pieces !== false;
