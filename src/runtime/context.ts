@@ -2,6 +2,7 @@
 // route, and the metadata `log.metadata()` adds. `instrumentServer` wraps an http.Server so that
 // every request runs inside its context, gets one log line, one histogram sample and (when OTel
 // export is on) one server span. The hot path is a handful of property writes and one log call.
+import { randomFillSync } from 'node:crypto';
 import diagnostics from 'node:diagnostics_channel';
 import { IncomingMessage, ServerResponse, type Server } from 'node:http';
 import type { Socket } from 'node:net';
@@ -103,13 +104,17 @@ function writeIdInHead(): boolean {
   headerInHead = true;
   outgoingProto._storeHeader = function (this: ServerResponse, firstLine: string, headers: unknown) {
     const store = storeOf(this.req);
-    if (store !== undefined && !appSetRequestId(this, headers)) firstLine += 'x-request-id: ' + store.id + '\r\n';
+    if (store !== undefined && !appSetRequestId(headers)) firstLine += 'x-request-id: ' + store.id + '\r\n';
     return storeHeader.call(this, firstLine, headers);
   };
   return true;
 }
-function appSetRequestId(res: ServerResponse, headers: unknown): boolean {
-  if (res.hasHeader('x-request-id')) return true;
+/**
+ * Node hands _storeHeader every header of the response: the object given to writeHead when none
+ * was set before, else the ones set (setHeader, keyed by lower-case name) with writeHead's merged
+ * in; so looking there is enough (res.hasHeader lower-cases its argument on every call).
+ */
+function appSetRequestId(headers: unknown): boolean {
   if (headers === null || typeof headers !== 'object') return false;
   if (Array.isArray(headers)) return headers.some((h, i) => (Array.isArray(h) ? String(h[0]) : i % 2 === 0 ? String(h) : '').toLowerCase() === 'x-request-id');
   // The first letter first: "content-type" has 12 letters too, and lower-casing it every response showed in profiles.
@@ -138,20 +143,16 @@ export function traceHeaders(): Record<string, string> {
   return s ? { traceparent: `00-${s.traceId}-${s.spanId}-${s.flags}` } : {};
 }
 
-// ── ids: slices of one hex string of random bytes (one hex encoding per 4 KiB, about 170
-// requests' trace and span ids), not a native call per id. Trace and span ids must be unique, not
-// secret: like OpenTelemetry's own id generator, Math.random (xorshift128+) fills the pool, which
-// measured several times cheaper here than the kernel's random bytes. ─────────────────────────────
+// ── ids: slices of one hex string of random bytes (one fill and one hex encoding per 4 KiB, about
+// 170 requests' trace and span ids), not a native call per id. randomFillSync (OpenSSL's DRBG)
+// fills the pool: measured cheaper here than Math.random's 1024 calls per pool. ─────────────────────
 const pool = Buffer.alloc(4096);
-// Filled through a 32-bit view: Buffer#writeUInt32LE checks its arguments on every call, which
-// was most of an id's cost.
-const poolWords = new Uint32Array(pool.buffer, pool.byteOffset, pool.length / 4);
 let hexPool = '';
 let hexAt = 0;
 function randomHex(bytes: number): string {
   const n = bytes * 2;
   if (hexAt + n > hexPool.length) {
-    for (let i = 0; i < poolWords.length; i++) poolWords[i] = Math.random() * 0x100000000;
+    randomFillSync(pool);
     hexPool = pool.toString('hex');
     hexAt = 0;
   }
@@ -287,6 +288,7 @@ function applyEmit(emit: (...a: never[]) => boolean, self: unknown, args: IArgum
  */
 export function instrumentServer(server: Server, opts: InstrumentOptions): void {
   const emit = server.emit;
+  const emitRequest = emit as unknown as (this: Server, event: string | symbol, req: IncomingMessage, res: ServerResponse) => boolean;
   const { log, requestLog, observer, tracer, intercept } = opts;
   const mode: ContextMode = opts.context === undefined || opts.context === true ? 'promises' : opts.context === false ? 'off' : opts.context;
   const useContext = mode !== 'off';
@@ -364,7 +366,9 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
       return true;
     }
     const started = performance.now();
-    const given = req.headers['x-request-id'];
+    // IncomingMessage#headers is a getter: read once.
+    const headers = req.headers;
+    const given = headers['x-request-id'];
     const ownId = !(typeof given === 'string' && given.length > 0 && given.length <= 64);
     const id = ownId ? nextRequestId() : (given as string);
     let store: RequestContext;
@@ -372,11 +376,11 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
       const span = tracer.start(req);
       store = new RequestContext(id, span.traceId, span.spanId, span.flags, started, span, req, res);
     } else {
-      const parent = parseTraceparent(req.headers.traceparent);
+      const parent = parseTraceparent(headers.traceparent);
       store = parent ? new RequestContext(id, parent.traceId, newSpanId(), parent.flags, started, undefined, req, res) : new RequestContext(id, newTraceId(), newSpanId(), '00', started, undefined, req, res);
     }
     store.ownId = ownId;
-    if (eventsInContext && hasBody(req.headers)) req.emit = emitInContext as IncomingMessage['emit'];
+    if (eventsInContext && hasBody(headers)) req.emit = emitInContext as IncomingMessage['emit'];
     if (!idInHead) res.setHeader('x-request-id', id);
     const socket = req.socket as TrackedSocket;
     const open = socket[OPEN];
@@ -393,8 +397,16 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
       const args = arguments;
       return span.run(() => (useContext ? requestStorage.run(store, applyEmit, emit, this, args) : applyEmit(emit, this, args)));
     }
-    // eslint-disable-next-line prefer-rest-params
-    if (useContext && promiseStorage !== undefined) return promiseStorage.apply(store, emit, this, arguments);
+    const storage = promiseStorage;
+    if (useContext && storage !== undefined) {
+      // Inline, with the event's three arguments (no arguments object, and the emit can be inlined).
+      const prev = storage.enter(store);
+      try {
+        return emitRequest.call(this, event, req, res);
+      } finally {
+        storage.current = prev;
+      }
+    }
     // eslint-disable-next-line prefer-rest-params
     return useContext ? requestStorage.run(store, applyEmit, emit, this, arguments) : emit.apply(this, arguments as unknown as Parameters<typeof emit>);
   } as typeof server.emit;

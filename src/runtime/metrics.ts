@@ -120,9 +120,19 @@ export class WorkerMetrics implements RequestObserver {
    */
   end(method: string, route: string, status: number, seconds: number): void {
     this.inflight--;
-    const child = this.byRoute.get(route)?.get(method)?.get(status) ?? this.newSeries(method, route, status);
-    child.observe(seconds);
+    // The previous request's series first: requests in a row mostly share route, method and status.
+    if (status !== this.lastStatus || route !== this.lastRoute || method !== this.lastMethod) {
+      this.lastSeries = this.byRoute.get(route)?.get(method)?.get(status) ?? this.newSeries(method, route, status);
+      this.lastStatus = status;
+      this.lastRoute = route;
+      this.lastMethod = method;
+    }
+    this.lastSeries!.observe(seconds);
   }
+  private lastStatus = -1;
+  private lastRoute = '';
+  private lastMethod = '';
+  private lastSeries: Observe | undefined;
 
   private newSeries(method: string, route: string, status: number): Observe {
     // Past 2000 label sets (a route label gone wild) new ones share one overflow series.

@@ -56,6 +56,14 @@ export class PromiseContextStorage<T extends object> implements ContextStorage<T
     }
   }
 
+  /** Make `store` current and return the one before it (put it back with `current = prev`). */
+  enter(store: T): T | undefined {
+    if (this.stopHooks === undefined) this.install();
+    const prev = this.current;
+    this.current = store;
+    return prev;
+  }
+
   run<R, A extends unknown[]>(store: T, fn: (...args: A) => R, ...args: A): R {
     if (this.stopHooks === undefined) this.install();
     const prev = this.current;
