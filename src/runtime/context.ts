@@ -23,37 +23,51 @@ export interface RequestStore {
   extended?: boolean;
 }
 
-/** One per request; the log fields object is made only when a log line or log.metadata() asks. */
+/**
+ * One per request; the log fields object is made only when a log line or log.metadata() asks.
+ * Every field is written by the constructor, in one order (no class field initializers: V8 runs
+ * those as a function of their own on every construction).
+ */
 class RequestContext implements RequestStore {
-  route = '';
-  extended = false;
+  declare readonly id: string;
+  declare readonly traceId: string;
+  declare readonly spanId: string;
+  declare readonly flags: string;
+  declare route: string;
+  declare extended: boolean;
   /** The id is nextRequestId()'s (the request line need not check it). */
-  ownId = false;
-  private extra: Record<string, unknown> | undefined;
+  declare ownId: boolean;
+  declare private extra: Record<string, unknown> | undefined;
   /** Instrumentation state (not part of RequestStore); req/res are dropped once logged. */
-  started: number;
+  declare started: number;
   // The request line's parts (log.ts RequestLine), filled in when the response ends.
-  method = '';
-  url = '';
-  status = 0;
-  ms = 0;
-  aborted = false;
-  endedAt = 0;
-  chindings = '';
-  span: ReturnType<RequestTracer['start']> | undefined;
-  req: IncomingMessage | undefined;
-  res: ServerResponse | undefined;
-  constructor(
-    readonly id: string,
-    readonly traceId: string,
-    readonly spanId: string,
-    readonly flags: string,
-    started: number,
-    span: ReturnType<RequestTracer['start']> | undefined,
-    req: IncomingMessage,
-    res: ServerResponse,
-  ) {
+  declare method: string;
+  declare url: string;
+  declare status: number;
+  declare ms: number;
+  declare aborted: boolean;
+  declare endedAt: number;
+  declare chindings: string;
+  declare span: ReturnType<RequestTracer['start']> | undefined;
+  declare req: IncomingMessage | undefined;
+  declare res: ServerResponse | undefined;
+  constructor(id: string, traceId: string, spanId: string, flags: string, started: number, span: ReturnType<RequestTracer['start']> | undefined, req: IncomingMessage, res: ServerResponse, ownId: boolean) {
+    this.id = id;
+    this.traceId = traceId;
+    this.spanId = spanId;
+    this.flags = flags;
+    this.route = '';
+    this.extended = false;
+    this.ownId = ownId;
+    this.extra = undefined;
     this.started = started;
+    this.method = '';
+    this.url = '';
+    this.status = 0;
+    this.ms = 0;
+    this.aborted = false;
+    this.endedAt = 0;
+    this.chindings = '';
     this.span = span;
     this.req = req;
     this.res = res;
@@ -271,9 +285,9 @@ function hasBody(headers: IncomingMessage['headers']): boolean {
 function responseEventsInContext(res: object): void {
   if (promiseStorage !== undefined && contextMode === 'promises') (res as ServerResponse).emit = emitInContext as ServerResponse['emit'];
 }
-/** emit.apply(self, args) as a plain function, for ContextStorage.run (no closure per call). */
-function applyEmit(emit: (...a: never[]) => boolean, self: unknown, args: IArguments): boolean {
-  return emit.apply(self, args as unknown as never[]);
+/** A server's request emit with its three arguments, for ContextStorage.run. */
+function callEmit(emit: (this: Server, event: string | symbol, req: IncomingMessage, res: ServerResponse) => boolean, self: Server, event: string | symbol, req: IncomingMessage, res: ServerResponse): boolean {
+  return emit.call(self, event, req, res);
 }
 
 /**
@@ -374,12 +388,11 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
     let store: RequestContext;
     if (tracer) {
       const span = tracer.start(req);
-      store = new RequestContext(id, span.traceId, span.spanId, span.flags, started, span, req, res);
+      store = new RequestContext(id, span.traceId, span.spanId, span.flags, started, span, req, res, ownId);
     } else {
       const parent = parseTraceparent(headers.traceparent);
-      store = parent ? new RequestContext(id, parent.traceId, newSpanId(), parent.flags, started, undefined, req, res) : new RequestContext(id, newTraceId(), newSpanId(), '00', started, undefined, req, res);
+      store = parent ? new RequestContext(id, parent.traceId, newSpanId(), parent.flags, started, undefined, req, res, ownId) : new RequestContext(id, newTraceId(), newSpanId(), '00', started, undefined, req, res, ownId);
     }
-    store.ownId = ownId;
     if (eventsInContext && hasBody(headers)) req.emit = emitInContext as IncomingMessage['emit'];
     if (!idInHead) res.setHeader('x-request-id', id);
     const socket = req.socket as TrackedSocket;
@@ -391,15 +404,15 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
     inFlight++;
     tracker?.requestStarted(res);
     observer?.begin();
+    // The request's three arguments are passed on by name: `arguments` used anywhere but in the
+    // plain `emit.apply(this, arguments)` above makes every call allocate it.
     if (store.span) {
       const span = store.span;
-      // eslint-disable-next-line prefer-rest-params
-      const args = arguments;
-      return span.run(() => (useContext ? requestStorage.run(store, applyEmit, emit, this, args) : applyEmit(emit, this, args)));
+      return span.run(() => (useContext ? requestStorage.run(store, callEmit, emitRequest, this, event, req, res) : emitRequest.call(this, event, req, res)));
     }
     const storage = promiseStorage;
     if (useContext && storage !== undefined) {
-      // Inline, with the event's three arguments (no arguments object, and the emit can be inlined).
+      // Inline (the emit can be inlined here), not through storage.run.
       const prev = storage.enter(store);
       try {
         return emitRequest.call(this, event, req, res);
@@ -407,8 +420,7 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
         storage.current = prev;
       }
     }
-    // eslint-disable-next-line prefer-rest-params
-    return useContext ? requestStorage.run(store, applyEmit, emit, this, arguments) : emit.apply(this, arguments as unknown as Parameters<typeof emit>);
+    return useContext ? requestStorage.run(store, callEmit, emitRequest, this, event, req, res) : emitRequest.call(this, event, req, res);
   } as typeof server.emit;
 }
 

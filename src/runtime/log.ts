@@ -573,6 +573,11 @@ export function requestLineText(opts: { pieces?: boolean } = {}): (r: RequestLin
   let a = '';
   let m = '';
   let t = '';
+  let midUrl = '';
+  let midM = '';
+  let midT = '';
+  let mid = '';
+  let midFlat = false;
   const pieceFor = (r: RequestLineParts): void => {
     lastChindings = r.chindings;
     lastMethod = r.method;
@@ -618,8 +623,17 @@ export function requestLineText(opts: { pieces?: boolean } = {}): (r: RequestLin
     let start = starts[ms];
     if (start === undefined) start = starts[ms] = head + DIGITS3[ms] + a;
     else if (ms !== flatMs && start.charCodeAt(0) === 0x7b) flatMs = ms;
+    // The method, url, route and status as one piece while they repeat (flattened in place on its
+    // second use, like the line's start).
+    if (r.url !== midUrl || m !== midM || t !== midT) {
+      midUrl = r.url;
+      midM = m;
+      midT = t;
+      mid = m + urlText(r.url) + t;
+      midFlat = false;
+    } else if (!midFlat && mid.charCodeAt(0) === 0x22) midFlat = true;
     return (
-      start + r.id + '","trace_id":"' + r.traceId + '","span_id":"' + r.spanId + m + urlText(r.url) + t + msText(r.ms) +
+      start + r.id + '","trace_id":"' + r.traceId + '","span_id":"' + r.spanId + mid + msText(r.ms) +
       (r.aborted ? ',"aborted":true,"msg":"request"}\n' : ',"msg":"request"}\n')
     );
   };
