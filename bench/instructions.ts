@@ -115,7 +115,7 @@ interface Result {
 
 async function measure(mode: string, tarball: string, dir: string): Promise<Result> {
   const root = path.join(dir, mode);
-  execFileSync('mkdir', ['-p', root]);
+  mkdirSync(root, { recursive: true });
   await tar.x({ file: tarball, cwd: root });
   const version = readFileSync(path.join(root, 'releases', 'start.data'), 'utf8').trim().split(/\s+/).pop()!;
   const app = path.join(root, 'releases', version, 'app', 'app.mjs');

@@ -521,11 +521,11 @@ export function requestLineText(opts: { pieces?: boolean } = {}): (r: RequestLin
     const whole = Math.floor(us / 1000);
     return (whole < 1000 ? WHOLE[whole]! : String(whole)) + DOT_DIGITS3[us - whole * 1000];
   };
-  /** The url between its quotes, escaped, with any secret scrubbed. */
   // The last url's text: a busy route is asked for the same path again and again (a string
   // compare is cheaper than the regular expression).
   let lastUrl = '';
   let lastUrlText = '';
+  /** The url between its quotes, escaped, with any secret scrubbed. */
   const urlText = (url: string): string => {
     if (url === lastUrl) return lastUrlText;
     lastUrl = url;

@@ -94,6 +94,11 @@ export class WorkerMetrics implements RequestObserver {
   private byRoute = new Map<string, Map<string, Map<number, Observe>>>();
   private seriesCount = 0;
   private overflow: Observe | undefined;
+  /** The series of the previous request and its labels (end()). */
+  private lastSeries: Observe | undefined;
+  private lastStatus = -1;
+  private lastRoute = '';
+  private lastMethod = '';
 
   constructor() {
     this.duration = new FastHistogram('http_request_duration_seconds', 'HTTP request duration in seconds, by method, route template and status code', ['method', 'route', 'status_code'], DURATION_BUCKETS, this.registry);
@@ -129,10 +134,6 @@ export class WorkerMetrics implements RequestObserver {
     }
     this.lastSeries!.observe(seconds);
   }
-  private lastStatus = -1;
-  private lastRoute = '';
-  private lastMethod = '';
-  private lastSeries: Observe | undefined;
 
   private newSeries(method: string, route: string, status: number): Observe {
     // Past 2000 label sets (a route label gone wild) new ones share one overflow series.
