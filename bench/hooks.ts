@@ -36,6 +36,7 @@ const opt = flags('node --import tsx bench/hooks.ts — cost of request logs + m
   modes: { default: 'off,on,on-async-hooks', help: 'modes to compare (off is always measured): off, on, on-async-hooks, and any that BENCH_HOOKS_MODES adds' },
   method: { default: 'interleaved', help: 'interleaved: all modes loaded at once, their daemons taking turns on CPU 0 (the others stopped); shared: all modes at once on CPU 0, sharing it; sequential: one mode at a time (plain throughput, very noisy on a shared machine)' },
   'slice-ms': { default: 40, help: 'interleaved: how long each turn lasts' },
+  instances: { default: 1, help: "daemons per mode (where a process's code and heap land moves it by ±2 % here); a mode's figures are its daemons' together" },
   'no-pin': { default: false, help: 'do not pin the daemons to CPU 0 and the load generator to CPU 1 (pinning needs taskset and 2+ CPUs)' },
 });
 
@@ -81,8 +82,10 @@ try {
   process.stderr.write(`building the orders release…\n`);
   const build = await buildRelease({ dir: path.join(here, '..', 'examples', 'orders'), out: path.join(tmp, 'build') });
   const modes = Object.keys(MODES) as Mode[];
-  const daemons = await startDaemons(modes.map((mode) => ({ name: mode, tarball: build.tarball, env: MODES[mode].env })), tmp, pin);
-  const live = Object.fromEntries(modes.map((mode, i) => [mode, daemons[i]!])) as Record<Mode, Daemon>;
+  const instances = Math.max(1, Math.floor(opt.instances));
+  const names = (mode: Mode) => Array.from({ length: instances }, (_, i) => (instances > 1 ? `${mode}-${i + 1}` : mode));
+  const daemons = await startDaemons(modes.flatMap((mode) => names(mode).map((name) => ({ name, tarball: build.tarball, env: MODES[mode].env }))), tmp, pin);
+  const live = Object.fromEntries(modes.map((mode, i) => [mode, daemons.slice(i * instances, (i + 1) * instances)])) as Record<Mode, Daemon[]>;
 
   type Run = { rps: number; workerUs: number; supUs: number };
   const runs = {} as Record<Mode, Run[]>;
@@ -90,13 +93,22 @@ try {
   // The off run each mode's run is compared with (same round, same moment).
   const offFor = {} as Record<Mode, Run[]>;
   for (const mode of modes) offFor[mode] = [];
-  // Daemon.pids: supervisor, worker.
-  const asRuns = (got: Measured[], seconds: number): Run[] => got.map((g) => ({ rps: g.n / seconds, workerUs: g.pidUs[1]!, supUs: g.pidUs[0]! }));
+  // Daemon.pids: supervisor, worker. A mode's daemons together: requests summed, CPU per request weighted by requests.
+  const asRuns = (got: Measured[], seconds: number): Run[] => {
+    const runs: Run[] = [];
+    for (let i = 0; i < got.length; i += instances) {
+      const mine = got.slice(i, i + instances);
+      const n = mine.reduce((a, g) => a + g.n, 0);
+      const per = (k: number) => mine.reduce((a, g) => a + g.pidUs[k]! * g.n, 0) / n;
+      runs.push({ rps: n / seconds, workerUs: per(1), supUs: per(0) });
+    }
+    return runs;
+  };
   /** Load the given modes at once for `seconds`; CPU of each mode's daemons over the same window. */
-  const measure = async (group: Mode[], seconds: number): Promise<Run[]> => asRuns(await loadAll(group.map((mode) => live[mode]), seconds, load), seconds);
+  const measure = async (group: Mode[], seconds: number): Promise<Run[]> => asRuns(await loadAll(group.flatMap((mode) => live[mode]), seconds, load), seconds);
   const SLICE_MS = opt['slice-ms'];
   /** All loaded, only one mode's daemons running at a time (turns of SLICE_MS). */
-  const interleaved = async (group: Mode[], seconds: number): Promise<Run[]> => asRuns(await takeTurns(group.map((mode) => live[mode]), seconds, SLICE_MS, load), seconds);
+  const interleaved = async (group: Mode[], seconds: number): Promise<Run[]> => asRuns(await takeTurns(group.flatMap((mode) => live[mode]), seconds, SLICE_MS, load), seconds);
   const record = (mode: Mode, r: Run, off: Run | undefined) => {
     runs[mode].push(r);
     if (off) offFor[mode].push(off);
@@ -136,7 +148,7 @@ try {
     '',
     machineLine(m),
     '',
-    `Setup: the orders example release under \`bin/orders daemon\`, 1 worker per mode (SQLite default, OTel export off: OTEL_TRACES_EXPORTER=none; trace ids are still made and logged), one ${useWrk ? 'wrk (1 thread)' : 'autocannon'} per mode with ${opt.connections} keep-alive connections, ${opt.rounds} rounds of ${opt.seconds} s after a 3 s warm-up. ` +
+    `Setup: the orders example release under \`bin/orders daemon\`, ${instances > 1 ? `${instances} daemons of 1 worker per mode (a mode's figures are its daemons' together: where a process's code and heap land moves one by ±2 %)` : '1 worker per mode'} (SQLite default, OTel export off: OTEL_TRACES_EXPORTER=none; trace ids are still made and logged), one ${useWrk ? 'wrk (1 thread)' : 'autocannon'} per daemon with ${opt.connections} keep-alive connections, ${opt.rounds} rounds of ${opt.seconds} s after a 3 s warm-up. ` +
       (method === 'interleaved'
         ? `Method \`interleaved\`: all modes are loaded for the whole round but only one mode's daemons run at a time (the others SIGSTOPped), taking turns of ${SLICE_MS} ms, so each has the core to itself in its turns and the shared machine's swings hit all modes alike. Headline: requests per CPU-second of each mode's daemons (worker + supervisor, from /proc) relative to off in the same round.`
         : method === 'shared'
@@ -151,7 +163,7 @@ try {
     ...rows,
     '',
     `${MODES.on ? `Cost of logging + metrics + context with the defaults: **${headline('on').toFixed(1)} %** of GET /hello ${method === 'sequential' ? 'throughput' : 'throughput per CPU-second'} (budget 10 %).` : ''}${modes.filter((x) => x !== 'off' && x !== 'on').map((x) => ` ${x}: ${headline(x).toFixed(1)} %.`).join('')} Load average at the end: ${os.loadavg().map((x) => x.toFixed(1)).join(' / ')}.`,
-    `Reproduce: \`node --import tsx bench/hooks.ts --rounds ${opt.rounds} --seconds ${opt.seconds} --connections ${opt.connections} --method ${method}${method === 'interleaved' ? ` --slice-ms ${SLICE_MS}` : ''}\` (install wrk for the numbers above: \`apt-get install wrk\`).`,
+    `Reproduce: \`node --import tsx bench/hooks.ts --rounds ${opt.rounds} --seconds ${opt.seconds} --connections ${opt.connections} --method ${method}${method === 'interleaved' ? ` --slice-ms ${SLICE_MS}` : ''}${instances > 1 ? ` --instances ${instances}` : ''}\` (install wrk for the numbers above: \`apt-get install wrk\`).`,
     '',
   ].join('\n');
   const file = path.join(here, 'hooks-results.md');
