@@ -53,6 +53,10 @@ if (opt['slice-ms'] < 5) {
   process.stderr.write('hooks.ts: --slice-ms: at least 5\n');
   process.exit(2);
 }
+if (!Number.isInteger(opt.instances) || opt.instances < 1) {
+  process.stderr.write(`hooks.ts: --instances: expected a whole number from 1, got ${opt.instances}\n`);
+  process.exit(2);
+}
 if (!['interleaved', 'shared', 'sequential'].includes(method)) {
   process.stderr.write(`hooks.ts: --method: expected interleaved, shared or sequential, got "${method}"\n`);
   process.exit(2);
@@ -82,7 +86,7 @@ try {
   process.stderr.write(`building the orders release…\n`);
   const build = await buildRelease({ dir: path.join(here, '..', 'examples', 'orders'), out: path.join(tmp, 'build') });
   const modes = Object.keys(MODES) as Mode[];
-  const instances = Math.max(1, Math.floor(opt.instances));
+  const instances = opt.instances;
   const names = (mode: Mode) => Array.from({ length: instances }, (_, i) => (instances > 1 ? `${mode}-${i + 1}` : mode));
   const daemons = await startDaemons(modes.flatMap((mode) => names(mode).map((name) => ({ name, tarball: build.tarball, env: MODES[mode].env }))), tmp, pin);
   const live = Object.fromEntries(modes.map((mode, i) => [mode, daemons.slice(i * instances, (i + 1) * instances)])) as Record<Mode, Daemon[]>;

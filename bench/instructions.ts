@@ -59,7 +59,10 @@ const modes = opt.modes.split(',').filter(Boolean);
 for (const m of modes) if (!MODES[m]) usage(`--modes: unknown mode "${m}" (known: ${Object.keys(MODES).join(', ')})`);
 if (!hasCommand('valgrind') || !hasCommand('callgrind_control')) usage('needs valgrind (apt-get install valgrind)');
 if (opt.tarball && !existsSync(opt.tarball)) usage(`no such tarball: ${opt.tarball}`);
-if (opt.requests < 1000) usage('--requests: at least 1000');
+if (!Number.isInteger(opt.requests) || opt.requests < 1000) usage(`--requests: a whole number from 1000, got ${opt.requests}`);
+if (!Number.isInteger(opt['warm-up'])) usage(`--warm-up: a whole number, got ${opt['warm-up']}`);
+if (!Number.isInteger(opt.connections) || opt.connections < 1) usage(`--connections: a whole number from 1, got ${opt.connections}`);
+if (!(opt.dilation >= 1)) usage(`--dilation: at least 1, got ${opt.dilation}`);
 
 /**
  * Slow the app's timers by `factor` in the bundle: each pattern must be found once, so that a
