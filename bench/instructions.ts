@@ -25,6 +25,8 @@ import { fileURLToPath } from 'node:url';
 import * as tar from 'tar';
 import { Pool } from 'undici';
 import { buildRelease } from '../src/build/index.ts';
+import { ReleaseRoot } from '../src/release/layout.ts';
+import { permanentVersion } from '../src/release/releases-file.ts';
 import { flags } from './lib/args.ts';
 import { main, onCleanup, sleep, tempDir, trackPid, untrackPid } from './lib/cleanup.ts';
 import { machine, machineLine } from './lib/machine.ts';
@@ -105,7 +107,8 @@ async function send(url: string, n: number, connections: number): Promise<void> 
 
 /** The "totals:" of a callgrind output file (its instruction count). */
 function totals(file: string): number {
-  const m = /^totals:\s+(\d+)/m.exec(readFileSync(file, 'utf8')) ?? /^summary:\s+(\d+)/m.exec(readFileSync(file, 'utf8'));
+  const text = readFileSync(file, 'utf8');
+  const m = /^totals:\s+(\d+)/m.exec(text) ?? /^summary:\s+(\d+)/m.exec(text);
   if (!m) throw new Error(`no totals in ${file}`);
   return Number(m[1]);
 }
@@ -120,8 +123,10 @@ async function measure(mode: string, tarball: string, dir: string): Promise<Resu
   const root = path.join(dir, mode);
   mkdirSync(root, { recursive: true });
   await tar.x({ file: tarball, cwd: root });
-  const version = readFileSync(path.join(root, 'releases', 'start.data'), 'utf8').trim().split(/\s+/).pop()!;
-  const app = path.join(root, 'releases', version, 'app', 'app.mjs');
+  const rel = new ReleaseRoot(root);
+  const version = permanentVersion(rel);
+  if (!version) throw new Error(`${tarball}: no permanent release in releases/start.data`);
+  const app = rel.appEntry(version);
   dilateTimers(app, opt.dilation);
   const port = await freePort();
   const out = path.join(root, 'callgrind.out');
@@ -172,14 +177,11 @@ async function measure(mode: string, tarball: string, dir: string): Promise<Resu
   // One file per thread of the dump: NAME.1-01 is the main thread. Callgrind takes the command
   // only while the program runs, so an idle app is sent one request at a time until it dumped
   // (at most the first of them falls in the count: 1 in --requests).
-  let dumps: string[] = [];
-  for (const until = Date.now() + 60_000; Date.now() < until; await sleep(300)) {
-    dumps = readdirSync(root).filter((f) => /^callgrind\.out\.1-\d+$/.test(f));
-    if (dumps.length > 0) break;
-    await send(url, 1, 1);
-  }
+  const dumpFiles = () => readdirSync(root).filter((f) => /^callgrind\.out\.1-\d+$/.test(f));
+  for (const until = Date.now() + 60_000; Date.now() < until && dumpFiles().length === 0; await sleep(300)) await send(url, 1, 1);
+  // The first thread's file shows before the last one's is written.
   await sleep(1000);
-  dumps = readdirSync(root).filter((f) => /^callgrind\.out\.1-\d+$/.test(f));
+  const dumps = dumpFiles();
   const main = dumps.find((f) => f.endsWith('-01'));
   if (!main) throw new Error(`${mode}: callgrind wrote no dump (${readdirSync(root).join(', ')}; callgrind_control said: ${said.trim()})`);
   const mainIr = totals(path.join(root, main));

@@ -8,6 +8,7 @@ import path from 'node:path';
 import * as tar from 'tar';
 import { childPids, freePort } from '../../src/release/process.ts';
 import { ReleaseRoot } from '../../src/release/layout.ts';
+import { permanentVersion } from '../../src/release/releases-file.ts';
 import { onCleanup } from './cleanup.ts';
 import { cpuMs } from './machine.ts';
 
@@ -41,8 +42,10 @@ export async function startDaemons(sides: Side[], dir: string, pin = pinned): Pr
     const root = path.join(dir, side.name.replace(/[^\w.-]+/g, '-'));
     mkdirSync(root);
     await tar.x({ file: side.tarball, cwd: root });
-    const version = readFileSync(path.join(root, 'releases', 'start.data'), 'utf8').trim().split(/\s+/).pop()!;
-    const manifest = path.join(root, 'releases', version, 'release.json');
+    const release = new ReleaseRoot(root);
+    const version = permanentVersion(release);
+    if (!version) throw new Error(`${side.tarball}: no permanent release in releases/start.data`);
+    const manifest = path.join(release.versionDir(version), 'release.json');
     const rel = JSON.parse(readFileSync(manifest, 'utf8')) as { name: string; settings: { nodeFlags: string[] } };
     if (side.nodeFlags?.length) rel.settings.nodeFlags = side.nodeFlags;
     writeFileSync(manifest, JSON.stringify(rel, null, 2));
@@ -62,7 +65,7 @@ export async function startDaemons(sides: Side[], dir: string, pin = pinned): Pr
       }
       execFileSync(bin, ['stop'], { stdio: 'ignore', timeout: 60_000 });
     });
-    const sup = new ReleaseRoot(root).info()!.pid;
+    const sup = release.info()!.pid;
     daemon.pids.push(sup, childPids(sup)[0]!);
     live.push(daemon);
   }
