@@ -7,7 +7,12 @@ export type WorkerState = 'booting' | 'ready' | 'draining' | 'stopped';
 /** Supervisor → worker. */
 export type ToWorker =
   | { t: 'rpc'; id: number; expr: string }
-  | { t: 'drain'; reason: string }
+  /**
+   * Drain and exit. `keepListening`: the service keeps accepting on the shared socket through
+   * other workers (a release switch, an aborted one), so no load balancer has to be given the
+   * drain delay: it is skipped.
+   */
+  | { t: 'drain'; reason: string; keepListening?: boolean }
   /**
    * An old worker at a release switch: take no new connection and answer every request with
    * `Connection: close`, so its clients move to the new release; it exits when told to drain.

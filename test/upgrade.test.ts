@@ -56,15 +56,17 @@ function load(port: number, durationMs: number) {
  * worker). Each is checked by its first answer's x-request-id, which starts with the worker's pid
  * in base 36.
  */
-async function keepAliveOnEveryWorker(port: number, pids: number[], each: number) {
+async function keepAliveOnEveryWorker(port: number, pids: number[], each: number, idleEach = 0) {
   const clients: Client[] = [];
+  // Opened like the others but left idle after their first request, until closeIdle().
+  const idle: Client[] = [];
   for (const pid of pids) {
     const others = pids.filter((p) => p !== pid);
     for (const p of others) process.kill(p, 'SIGSTOP');
     try {
-      for (let i = 0; i < each; i++) {
+      for (let i = 0; i < each + idleEach; i++) {
         const c = new Client(`http://127.0.0.1:${port}`, { pipelining: 1, keepAliveTimeout: 30_000 });
-        clients.push(c);
+        (i < each ? clients : idle).push(c);
         const r = await c.request({ method: 'GET', path: '/hello' });
         await r.body.text();
         assert.equal(parseInt(String(r.headers['x-request-id']).split('-')[0]!, 36), pid, 'the connection is held by the worker left running');
@@ -99,8 +101,18 @@ async function keepAliveOnEveryWorker(port: number, pids: number[], each: number
   });
   return {
     stop: () => void (stopped = true),
+    closeIdle: () => Promise.all(idle.splice(0).map((c) => c.close())),
     done: Promise.all(loops).then(() => ({ samples, failed, errors })),
   };
+}
+
+/** The time of the first supervisor event matching `re` (status --json), once there is one. */
+async function eventTime(rel: Deployed, re: RegExp, timeoutMs: number): Promise<number> {
+  return waitFor(`an event matching ${re}`, async () => {
+    const events = JSON.parse((await rel.run(['status', '--json'])).stdout).events as Array<{ at: string; msg: string }>;
+    const e = events.find((x) => re.test(x.msg));
+    return e ? Date.parse(e.at) : undefined;
+  }, timeoutMs, 100);
 }
 
 function summary(r: LoadResult): string {
@@ -258,24 +270,30 @@ describe('several workers and heart', () => {
   });
 
   it('upgrade with two workers is a cutover: 1.1.0 only from the switch on, and 1.0.0 neither on new nor on open connections after it', async () => {
-    // A drain delay keeps each old worker alive for a second after the switch: time to see that
-    // none of them takes a new connection or answers on an open one.
-    const { rel, port } = await started({ SLIPWAY_WORKERS: '2', SLIPWAY_BAKE_PERIOD: '60s', SLIPWAY_DRAIN_DELAY: '1s' });
+    // An idle keep-alive connection on each old worker keeps it draining after the switch until
+    // the test closes it, 1.5 s later: time to see that none of them takes a new connection or
+    // answers on an open one. (The server's keep-alive timeout is longer than the upgrade.)
+    const { rel, port } = await started({ SLIPWAY_WORKERS: '2', SLIPWAY_BAKE_PERIOD: '60s', KEEP_ALIVE_TIMEOUT: '60s' });
     await install(rel, '1.1.0');
     // Keep-alive clients, whose connections the old workers hold at the switch: opened until each
-    // old worker holds two (the worker is the pid in the x-request-id prefix).
-    const pooled = await keepAliveOnEveryWorker(port, await rel.workerPids(), 2);
+    // old worker holds two busy ones and one idle (the worker is the pid in the x-request-id prefix).
+    const pooled = await keepAliveOnEveryWorker(port, await rel.workerPids(), 2, 1);
     // And probes, each on a fresh connection: which release accepted it, and when.
     const probe = startLoad({ origin: `http://127.0.0.1:${port}`, connections: 2, path: '/hello', fresh: true, durationMs: 60_000, maxRequests: 50_000 });
     let upgradeAt = 0;
     try {
       await sleep(500);
       upgradeAt = Date.now();
-      const up = await rel.run(['upgrade', '1.1.0']);
+      const upgrading = rel.run(['upgrade', '1.1.0']);
+      await eventTime(rel, /^upgrade: switched to 1\.1\.0/, 60_000);
+      await sleep(1500);
+      await pooled.closeIdle();
+      const up = await upgrading;
       assert.equal(up.code, 0, up.stderr);
     } finally {
       probe.stop();
       pooled.stop();
+      await pooled.closeIdle();
     }
     const probes = (await probe.done).samples;
     const kept = await pooled.done;
@@ -304,6 +322,31 @@ describe('several workers and heart', () => {
     const keptOld = keptLate.filter((p) => p.release !== '1.1.0');
     assert.equal(keptOld.length, 0, `${keptOld.length} of ${keptLate.length} keep-alive requests after the switch answered by 1.0.0, the first ${keptOld[0]?.at! - switched} ms after it`);
     assert.ok(kept.samples.some((p) => p.at < switched && p.release === '1.0.0'));
+  });
+
+  it('upgrade with two workers and a 3 s drain delay: the old workers drain together, without the delay; a stop still waits it', async () => {
+    // The drain delay is for load balancers at a stop; at a switch the socket keeps answering.
+    const { rel, port } = await started({ SLIPWAY_WORKERS: '2', SLIPWAY_BAKE_PERIOD: '60s', SLIPWAY_DRAIN_DELAY: '3s' });
+    await install(rel, '1.1.0');
+    const l = load(port, 60_000);
+    try {
+      await sleep(300);
+      const up = await rel.run(['upgrade', '1.1.0']);
+      assert.equal(up.code, 0, up.stderr);
+      assert.match(up.stdout + up.stderr, /draining 2 old worker\(s\)/);
+    } finally {
+      l.stop();
+    }
+    const res = await l.done;
+    assert.equal(res.failed, 0, summary(res));
+    const switched = await eventTime(rel, /^upgrade: switched to 1\.1\.0/, 5000);
+    const done = await eventTime(rel, /^upgrade 1\.0\.0 → 1\.1\.0 done/, 5000);
+    // One at a time with the delay took at least 6 s; both at once without it well under 3 s.
+    assert.ok(done - switched < 2500, `the old workers drained in ${done - switched} ms`);
+    const stopAt = Date.now();
+    const stop = await rel.run(['stop']);
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.ok(Date.now() - stopAt >= 3000, `stop took ${Date.now() - stopAt} ms with a 3 s drain delay`);
   });
 
   it('a new worker that dies after it got ready, while the next one boots: aborted, 1.0.0 still serving with two workers', async () => {

@@ -186,7 +186,7 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
   let draining = false;
   /** Set while a worker started with holdAccept waits for the switch (start-accepting). */
   let switchCame: (() => void) | undefined;
-  const drain = async (reason: string) => {
+  const drain = async (reason: string, keepListening = false) => {
     if (draining) return;
     draining = true;
     health.setState('draining');
@@ -201,7 +201,9 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
       tracker.destroyAll();
     }, stopTimeoutMs);
     tracker.closeAfterResponse();
-    await sleep(drainDelayMs);
+    // The delay gives load balancers time to see /ready fail before the port stops answering;
+    // while the service keeps listening through other workers nobody needs it.
+    if (!keepListening) await sleep(drainDelayMs);
     tracker.beginDrain();
     await tracker.whenIdle();
     clearTimeout(hardStop);
@@ -228,7 +230,7 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
   async function onMessage(msg: ToWorker) {
     switch (msg.t) {
       case 'drain':
-        return drain(msg.reason);
+        return drain(msg.reason, msg.keepListening === true);
       case 'retire':
         tracker.closeAfterResponse();
         return tracker.stopAccepting();

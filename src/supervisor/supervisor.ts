@@ -275,7 +275,7 @@ export class Supervisor {
   /**
    * Switch the serving release to `version`: start new workers on the shared socket one at a
    * time, each gated on readiness and not accepting yet; when all are ready, they start accepting
-   * and the old ones stop, then drain one at a time.
+   * and the old ones stop, then drain, all at once.
    * Any failure before the switch stops the new workers and leaves the old release serving.
    */
   async switchTo(version: string, kind: SwitchKind, progress: Progress = () => undefined): Promise<{ from: string; to: string; ms: number }> {
@@ -307,7 +307,7 @@ export class Supervisor {
     } catch (err) {
       // New workers that got ready may have accepted connections (a release whose runtime does not
       // hold them back): drain them. The others never listened.
-      await Promise.all(fresh.map((w) => (w.readyAt !== undefined ? w.stop(`${kind} aborted`) : w.kill(true))));
+      await Promise.all(fresh.map((w) => (w.readyAt !== undefined ? w.stop(`${kind} aborted`, true) : w.kill(true))));
       this.state = 'running';
       this.opts.notify?.('READY=1');
       const msg = `${kind} to ${version} aborted: ${(err as Error).message}; ${from} still serving`;
@@ -315,7 +315,7 @@ export class Supervisor {
       throw new SwitchError((err as SwitchError).code ?? 'failed', msg);
     }
 
-    // The switch: from here the new release serves; the old workers drain one at a time.
+    // The switch: from here the new release serves; the old workers drain.
     const old = this.workers.filter((w) => !fresh.includes(w) && !w.exited);
     this.current = version;
     this.crashTimes = [];
@@ -325,13 +325,14 @@ export class Supervisor {
     this.event(`${kind}: switched to ${version}, draining ${old.length} old worker(s)`);
     // The cutover: the new workers start accepting, and every old one stops at once and closes
     // each connection after its next response, so clients reconnect to the new release only.
-    // They then drain (exit when their connections are gone) one at a time.
+    // They then drain (exit when their connections are gone).
     for (const w of fresh) w.startAccepting();
     for (const w of old) w.retire();
-    for (const w of old) {
-      progress(`draining worker ${w.pid} (${w.version})`);
-      await w.stop(`${kind} to ${version}`);
-    }
+    // All at once: none of them accepts any more, so one at a time would only add their drains
+    // up (each waits for its clients' idle keep-alive connections to time out). No drain delay:
+    // the socket keeps answering through the new workers.
+    if (old.length) progress(`draining ${old.length} old worker(s): ${old.map((w) => `${w.pid} (${w.version})`).join(', ')}`);
+    await Promise.all(old.map((w) => w.stop(`${kind} to ${version}`, true).then(() => progress(`worker ${w.pid} drained`))));
     this.state = 'running';
     this.opts.notify?.('READY=1');
     if (kind === 'upgrade') this.startBake(version, from);

@@ -192,15 +192,18 @@ export class WorkerProcess extends EventEmitter {
     if (!this.exited && this.child.connected) this.send({ t: 'retire' });
   }
 
-  /** Ask the worker to drain and exit; SIGKILL it if it outlives the stop timeout (plus grace). */
-  stop(reason: string): Promise<WorkerExit> {
+  /**
+   * Ask the worker to drain and exit; SIGKILL it if it outlives the stop timeout (plus grace).
+   * `keepListening`: others keep serving the socket, so the worker skips the drain delay.
+   */
+  stop(reason: string, keepListening = false): Promise<WorkerExit> {
     if (this.exited) return this.exitPromise;
     this.expectedExit = true;
     if (this.state !== 'draining') {
       this.state = 'draining';
       this.emit('state', 'draining');
     }
-    if (this.child.connected) this.send({ t: 'drain', reason });
+    if (this.child.connected) this.send(keepListening ? { t: 'drain', reason, keepListening } : { t: 'drain', reason });
     else this.signal('SIGTERM');
     clearTimeout(this.killTimer);
     this.killTimer = setTimeout(() => this.signal('SIGKILL'), this.spec.stopTimeoutMs + 2000);
