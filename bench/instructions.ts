@@ -49,7 +49,7 @@ const opt = flags('node --import tsx bench/instructions.ts — instructions per 
   'warm-up': { default: 8000, help: 'requests before counting (the JIT settles)' },
   connections: { default: 16, help: 'keep-alive connections' },
   dilation: { default: 50, help: "how much slower the app's timers run (valgrind's slowdown)" },
-  keep: { default: '', help: 'a directory to keep each mode\'s main-thread callgrind file and V8 perf map in (for callgrind_annotate; JIT code addresses resolve through the map)' },
+  keep: { default: '', help: 'a directory to keep each mode\'s callgrind files (MODE.callgrind: the main thread; MODE.thread-NN.callgrind: the others) and V8 perf map in (for callgrind_annotate; JIT code addresses resolve through the map)' },
   out: { default: '', help: 'results JSON (default bench/results/instructions.json)' },
 });
 
@@ -188,9 +188,13 @@ async function measure(mode: string, tarball: string, dir: string): Promise<Resu
   if (opt.keep) {
     mkdirSync(opt.keep, { recursive: true });
     copyFileSync(path.join(root, main), path.join(opt.keep, `${mode}.callgrind`));
+    // The other threads (V8's GC and compiler helpers, libuv's pool) as MODE.thread-NN.callgrind.
+    for (const f of dumps) if (f !== main) copyFileSync(path.join(root, f), path.join(opt.keep, `${mode}.thread-${f.slice(-2)}.callgrind`));
     if (existsSync(perfMap)) copyFileSync(perfMap, path.join(opt.keep, `${mode}.perf.map`));
   }
-  const allIr = dumps.reduce((sum, f) => sum + totals(path.join(root, f)), 0);
+  const perThread = dumps.sort().map((f) => totals(path.join(root, f)));
+  const allIr = perThread.reduce((sum, n) => sum + n, 0);
+  process.stderr.write(`${mode}: per thread, a request: ${perThread.map((n) => Math.round(n / opt.requests)).join(' / ')}\n`);
   await stop();
   const r = { mode, mainPerRequest: Math.round(mainIr / opt.requests), allThreadsPerRequest: Math.round(allIr / opt.requests) };
   process.stderr.write(`${mode}: ${r.mainPerRequest} instructions a request on the main thread, ${r.allThreadsPerRequest} on all threads\n`);
