@@ -8,7 +8,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { bindRequest, currentRequest, instrumentServer, requestContextPlugin, requestStorage, setContextMode } from '../src/runtime/context.ts';
+import { bindRequest, currentRequest, instrumentServer, newIdPair, newSpanId, newTraceId, requestContextPlugin, requestStorage, setContextMode, PAIR_SPAN_AT as SPAN_AT, PAIR_TRACE_AT as TRACE_AT } from '../src/runtime/context.ts';
 import { createLogger, requestLineText, type RequestLineParts } from '../src/runtime/log.ts';
 import { WorkerMetrics } from '../src/runtime/metrics.ts';
 import { lineSplitter } from '../src/supervisor/logs.ts';
@@ -328,13 +328,38 @@ it("log capture's line splitter: whole lines only, bytes intact when a UTF-8 cha
   assert.equal(out.at(-1)!.length, 70 * 1024 + 1);
 });
 
+it('trace and span ids: 32 and 16 lowercase hex digits, all different, every digit about equally often', () => {
+  const traces = new Set<string>();
+  const spans = new Set<string>();
+  const digits = new Map<string, number>();
+  for (let i = 0; i < 5000; i++) {
+    const pair = newIdPair();
+    const m = /^","trace_id":"([0-9a-f]{32})","span_id":"([0-9a-f]{16})$/.exec(pair);
+    assert.ok(m, pair);
+    traces.add(m[1]!);
+    spans.add(m[2]!);
+    for (const c of m[1]! + m[2]!) digits.set(c, (digits.get(c) ?? 0) + 1);
+    assert.match(newTraceId(), /^[0-9a-f]{32}$/);
+    assert.match(newSpanId(), /^[0-9a-f]{16}$/);
+  }
+  assert.equal(traces.size, 5000);
+  assert.equal(spans.size, 5000);
+  // 240,000 digits: 15,000 of each expected; a broken generator or hex table is far off.
+  assert.equal(digits.size, 16);
+  for (const [c, n] of digits) assert.ok(n > 14_000 && n < 16_000, `digit ${c}: ${n} times`);
+});
+
 it('request line text: the kept pieces give the same text as building every part, and the JSON a log call would hold', () => {
   const fast = requestLineText();
   const reference = requestLineText({ pieces: false });
   const trace = '0af7651916cd43dd8448eb211c80319c';
   const span = 'b7ad6b7169203331';
+  // As the instrumentation makes them: the ids as one text (newIdPair), sliced for the fields.
+  const pair = newIdPair();
+  const pairTrace = pair.slice(TRACE_AT, TRACE_AT + 32);
   const stores = [
     { id: 'abc-1', traceId: trace, spanId: span, fields: {}, ownId: true },
+    { id: 'abc-9', idsText: pair, traceId: pairTrace, spanId: pair.slice(SPAN_AT, SPAN_AT + 16), fields: {}, ownId: true },
     { id: 'client.id:42', traceId: trace, spanId: span, fields: {} },
     { id: 'bad "id" \\ ü', traceId: trace, spanId: span, fields: {} },
     { id: 'abc-2', traceId: trace, spanId: span, fields: { req_id: 'abc-2', trace_id: trace, span_id: span, order_id: 7, password: 'hunter2' }, extended: true, ownId: true },
@@ -362,7 +387,8 @@ it('request line text: the kept pieces give the same text as building every part
           assert.equal(j.route, route);
           assert.equal(j.method, r.method);
           assert.equal(j.req_id, store.id);
-          assert.equal(j.trace_id, trace);
+          assert.equal(j.trace_id, store.traceId);
+          assert.equal(j.span_id, store.spanId);
           assert.equal(j.aborted, r.aborted ? true : undefined);
           assert.ok(!line.includes('abc123') && !line.includes('hunter2') && !line.includes(':pw@'), line);
           if (!/[=@ ]/.test(url)) assert.equal(j.url, url);

@@ -36,6 +36,8 @@ export interface RequestLineIds {
   id: string;
   traceId: string;
   spanId: string;
+  /** `","trace_id":"…","span_id":"…` when the ids come as one text (context.ts newIdPair). */
+  idsText?: string;
   /** req_id, trace_id, span_id and whatever log.metadata() added. */
   fields: Record<string, unknown>;
   /** Set once log.metadata() added fields: the line then serializes `fields` whole. */
@@ -467,6 +469,8 @@ const DIGITS3 = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, '0'
 /** ".000" … ".999", and "0" … "999": a duration under a second is two kept strings joined. */
 const DOT_DIGITS3 = DIGITS3.map((d) => '.' + d);
 const WHOLE = Array.from({ length: 1000 }, (_, i) => String(i));
+/** ".000,"msg":"request"}\n" …: the end of a request line that was not aborted, one piece. */
+const DOT_DIGITS3_END = DOT_DIGITS3.map((d) => d + ',"msg":"request"}\n');
 /**
  * A kept piece as one flat string. A concatenation is a tree of the strings it joined (V8's cons
  * strings), and encoding a batch walks every node of every line's tree: a kept piece left as a
@@ -632,10 +636,12 @@ export function requestLineText(opts: { pieces?: boolean } = {}): (r: RequestLin
       mid = m + urlText(r.url) + t;
       midFlat = false;
     } else if (!midFlat && mid.charCodeAt(0) === 0x22) midFlat = true;
-    return (
-      start + r.id + '","trace_id":"' + r.traceId + '","span_id":"' + r.spanId + mid + msText(r.ms) +
-      (r.aborted ? ',"aborted":true,"msg":"request"}\n' : ',"msg":"request"}\n')
-    );
+    const ids = r.idsText ?? '","trace_id":"' + r.traceId + '","span_id":"' + r.spanId;
+    if (r.aborted) return start + r.id + ids + mid + msText(r.ms) + ',"aborted":true,"msg":"request"}\n';
+    // The duration's whole milliseconds, then its decimals with the line's end as one kept piece.
+    const us = Math.round(r.ms * 1000);
+    const whole = Math.floor(us / 1000);
+    return start + r.id + ids + mid + (whole < 1000 ? WHOLE[whole]! : String(whole)) + DOT_DIGITS3_END[us - whole * 1000];
   };
 }
 
