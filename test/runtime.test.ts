@@ -314,6 +314,12 @@ it('request histogram: one series per method, route and status; past 2000 label 
   assert.match(text, /http_request_duration_seconds_count\{method="POST",route="\/hello",status_code="500"\} 1\n/);
   assert.match(text, /http_request_duration_seconds_count\{method="OTHER",route="overflow",status_code="other"\} 102\n/);
   assert.equal(text.match(/http_request_duration_seconds_count\{/g)?.length, 2001);
+  // A registry reset zeroes the series; samples after it are counted again.
+  await m.registry.resetMetrics();
+  m.end('GET', '/hello', 200, 0.002);
+  const after = await m.text();
+  assert.match(after, /http_request_duration_seconds_count\{method="GET",route="\/hello",status_code="200"\} 1\n/);
+  assert.match(after, /http_request_duration_seconds_count\{method="POST",route="\/hello",status_code="500"\} 0\n/);
 });
 
 it("log capture's line splitter: whole lines only, bytes intact when a UTF-8 character is cut between reads", () => {

@@ -81,8 +81,16 @@ export class FastHistogram {
     return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
   }
 
+  /**
+   * Zero every series (prom-client's registry.resetMetrics()). The series stay: callers keep
+   * them from child() (WorkerMetrics does), and a series dropped here would swallow their samples.
+   */
   reset(): void {
-    this.series.clear();
+    for (const s of this.series.values()) {
+      s.counts.fill(0);
+      s.sum = 0;
+      s.count = 0;
+    }
   }
 }
 
