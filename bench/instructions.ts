@@ -31,7 +31,7 @@ import { flags } from './lib/args.ts';
 import { main, onCleanup, sleep, tempDir, trackPid, untrackPid } from './lib/cleanup.ts';
 import { machine, machineLine } from './lib/machine.ts';
 import { writeResults } from './lib/results.ts';
-import { freePort } from './lib/release.ts';
+import { freePort, waitFor200 } from './lib/release.ts';
 import { hasCommand, pinned } from './lib/turns.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -153,17 +153,10 @@ async function measure(mode: string, tarball: string, dir: string): Promise<Resu
     rmSync(perfMap, { force: true });
   });
   const url = `http://127.0.0.1:${port}/hello`;
-  const bootBy = Date.now() + 300_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`${mode}: the app exited while booting under valgrind:\n${stderr}`);
-    try {
-      await send(url, 1, 1);
-      break;
-    } catch {
-      if (Date.now() > bootBy) throw new Error(`${mode}: no answer on ${url} within 300 s`);
-      await sleep(1000);
-    }
-  }
+  // Under valgrind a first answer takes seconds: probes of up to 60 s, once a second, for 300 s.
+  await waitFor200(port, '/hello', performance.now(), 300_000, 1000, () => child.exitCode !== null, 60_000).catch((err: Error) => {
+    throw new Error(`${mode}: ${err.message} while booting under valgrind${child.exitCode !== null ? `:\n${stderr}` : ''}`);
+  });
   process.stderr.write(`${mode}: booted under valgrind; ${opt['warm-up']} warm-up requests…\n`);
   await send(url, opt['warm-up'], opt.connections);
   // taskset execs valgrind, which runs node in the same process: callgrind_control finds it by pid.

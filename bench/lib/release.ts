@@ -73,10 +73,10 @@ export function probe(port: number, p: string, timeoutMs = 1000): Promise<number
 }
 
 /** Poll GET path every `everyMs` until it answers 200; returns ms since `since` (performance.now()). */
-export async function waitFor200(port: number, p: string, since: number, timeoutMs = 30_000, everyMs = 5, exited?: () => boolean): Promise<number> {
+export async function waitFor200(port: number, p: string, since: number, timeoutMs = 30_000, everyMs = 5, exited?: () => boolean, probeMs = 1000): Promise<number> {
   const deadline = since + timeoutMs;
   for (;;) {
-    if ((await probe(port, p, 1000)) === 200) return performance.now() - since;
+    if ((await probe(port, p, probeMs)) === 200) return performance.now() - since;
     if (exited?.()) throw new Error(`process exited before ${p} answered 200`);
     if (performance.now() > deadline) throw new Error(`no 200 on ${p} after ${timeoutMs} ms`);
     await sleep(everyMs);
