@@ -519,11 +519,14 @@ export function requestLineText(opts: { pieces?: boolean } = {}): (r: RequestLin
     }
     return j;
   };
-  /** Milliseconds with 3 decimals from kept strings (a double's toString costs several times more). */
-  const msText = (ms: number): string => {
+  /**
+   * Milliseconds with 3 decimals from kept strings (a double's toString costs several times more):
+   * the whole milliseconds, then `decimals` (DOT_DIGITS3, or DOT_DIGITS3_END with the line's end).
+   */
+  const msText = (ms: number, decimals = DOT_DIGITS3): string => {
     const us = Math.round(ms * 1000);
     const whole = Math.floor(us / 1000);
-    return (whole < 1000 ? WHOLE[whole]! : String(whole)) + DOT_DIGITS3[us - whole * 1000];
+    return (whole < 1000 ? WHOLE[whole]! : String(whole)) + decimals[us - whole * 1000];
   };
   // The last url's text: a busy route is asked for the same path again and again (a string
   // compare is cheaper than the regular expression).
@@ -542,7 +545,7 @@ export function requestLineText(opts: { pieces?: boolean } = {}): (r: RequestLin
     return u.slice(1, -1);
   };
   /** ,"req_id":…,"trace_id":…,"span_id":… and any metadata the app added. */
-  const idsText = (store: RequestLine | RequestLineParts): string => {
+  const idFieldsText = (store: RequestLine | RequestLineParts): string => {
     if (store.extended) {
       // Only the url and any metadata the app added can hold a secret: scrub those parts.
       let f = JSON.stringify(store.fields);
@@ -556,7 +559,7 @@ export function requestLineText(opts: { pieces?: boolean } = {}): (r: RequestLin
   const general = (r: RequestLineParts, wall: number): string => {
     const ms = second(wall);
     return (
-      head + DIGITS3[ms] + 'Z"' + r.chindings + idsText(r) + ',"method":"' + r.method + '","url":"' + urlText(r.url) + '","route":' + routeJson(r.route) +
+      head + DIGITS3[ms] + 'Z"' + r.chindings + idFieldsText(r) + ',"method":"' + r.method + '","url":"' + urlText(r.url) + '","route":' + routeJson(r.route) +
       ',"status":' + r.status + ',"ms":' + msText(r.ms) + (r.aborted ? ',"aborted":true,"msg":"request"}\n' : ',"msg":"request"}\n')
     );
   };
@@ -638,10 +641,7 @@ export function requestLineText(opts: { pieces?: boolean } = {}): (r: RequestLin
     } else if (!midFlat && mid.charCodeAt(0) === 0x22) midFlat = true;
     const ids = r.idsText ?? '","trace_id":"' + r.traceId + '","span_id":"' + r.spanId;
     if (r.aborted) return start + r.id + ids + mid + msText(r.ms) + ',"aborted":true,"msg":"request"}\n';
-    // The duration's whole milliseconds, then its decimals with the line's end as one kept piece.
-    const us = Math.round(r.ms * 1000);
-    const whole = Math.floor(us / 1000);
-    return start + r.id + ids + mid + (whole < 1000 ? WHOLE[whole]! : String(whole)) + DOT_DIGITS3_END[us - whole * 1000];
+    return start + r.id + ids + mid + msText(r.ms, DOT_DIGITS3_END);
   };
 }
 

@@ -203,7 +203,7 @@ export class WorkerProcess extends EventEmitter {
       this.state = 'draining';
       this.emit('state', 'draining');
     }
-    if (this.child.connected) this.send(keepListening ? { t: 'drain', reason, keepListening } : { t: 'drain', reason });
+    if (this.child.connected) this.send({ t: 'drain', reason, keepListening });
     else this.signal('SIGTERM');
     clearTimeout(this.killTimer);
     this.killTimer = setTimeout(() => this.signal('SIGKILL'), this.spec.stopTimeoutMs + 2000);
