@@ -300,11 +300,8 @@ describe('several workers and heart', () => {
     assert.equal(kept.failed, 0, JSON.stringify(kept.errors));
     assert.ok(kept.samples.length > 100);
     assert.ok(probes.every((p) => p.ok), JSON.stringify(probes.filter((p) => !p.ok).slice(0, 5)));
-    const events = JSON.parse((await rel.run(['status', '--json'])).stdout).events as Array<{ at: string; msg: string }>;
-    const at = (re: RegExp) => Date.parse(events.find((e) => re.test(e.msg))?.at ?? 'missing');
-    const switched = at(/^upgrade: switched to 1\.1\.0/);
-    const done = at(/^upgrade 1\.0\.0 → 1\.1\.0 done/);
-    assert.ok(Number.isFinite(switched) && Number.isFinite(done), JSON.stringify(events));
+    const switched = await eventTime(rel, /^upgrade: switched to 1\.1\.0/, 5000);
+    const done = await eventTime(rel, /^upgrade 1\.0\.0 → 1\.1\.0 done/, 5000);
     // While the new workers boot and get ready (they wait for the switch to accept), only 1.0.0.
     const before = probes.filter((p) => p.at > upgradeAt && p.at < switched - 100);
     assert.ok(before.length >= 10, `${before.length} probes while the new workers booted (${switched - upgradeAt} ms)`);
