@@ -174,10 +174,12 @@ async function measure(mode: string, tarball: string, dir: string): Promise<Resu
   for (const until = Date.now() + 60_000; Date.now() < until && dumpFiles().length === 0; await sleep(300)) await send(url, 1, 1);
   // The first thread's file shows before the last one's is written.
   await sleep(1000);
-  const dumps = dumpFiles();
+  const dumps = dumpFiles().sort();
   const main = dumps.find((f) => f.endsWith('-01'));
   if (!main) throw new Error(`${mode}: callgrind wrote no dump (${readdirSync(root).join(', ')}; callgrind_control said: ${said.trim()})`);
-  const mainIr = totals(path.join(root, main));
+  // Each file read once (they run to tens of MB).
+  const perThread = dumps.map((f) => totals(path.join(root, f)));
+  const mainIr = perThread[dumps.indexOf(main)]!;
   if (opt.keep) {
     mkdirSync(opt.keep, { recursive: true });
     copyFileSync(path.join(root, main), path.join(opt.keep, `${mode}.callgrind`));
@@ -185,7 +187,6 @@ async function measure(mode: string, tarball: string, dir: string): Promise<Resu
     for (const f of dumps) if (f !== main) copyFileSync(path.join(root, f), path.join(opt.keep, `${mode}.thread-${f.slice(-2)}.callgrind`));
     if (existsSync(perfMap)) copyFileSync(perfMap, path.join(opt.keep, `${mode}.perf.map`));
   }
-  const perThread = dumps.sort().map((f) => totals(path.join(root, f)));
   const allIr = perThread.reduce((sum, n) => sum + n, 0);
   process.stderr.write(`${mode}: per thread, a request: ${perThread.map((n) => Math.round(n / opt.requests)).join(' / ')}\n`);
   await stop();
