@@ -213,6 +213,11 @@ describe('a deployed tarball, away from the source tree', () => {
     const daemon = await rel.run(['daemon'], { PORT: String(await freePort()), DATABASE_URL: 'mysql://x/db' });
     assert.equal(daemon.code, 1);
     assert.match(daemon.stderr, /DATABASE_URL: unsupported scheme/);
+
+    // The production hooks' switches take on or off; a typo is not silently "on".
+    const badSwitch = await rel.run(['start'], { PORT: String(await freePort()), SLIPWAY_REQUEST_LOG: 'of' }, 10_000);
+    assert.notEqual(badSwitch.code, 0);
+    assert.match(badSwitch.stderr, /^orders: SLIPWAY_REQUEST_LOG must be on or off \(got "of"\)$/m);
   });
 
   it('include_node copies the running node into the release and the bin script uses it', async () => {

@@ -75,6 +75,17 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
     if (err instanceof ConfigError) return failBoot(info, 'config', err.message);
     return failBoot(info, 'config', `config/runtime.ts failed: ${(err as Error).message}`);
   }
+  // The production hooks' own switches, checked before anything boots.
+  let contextMode: ContextMode;
+  let metricsOn: boolean;
+  let requestLog: boolean;
+  try {
+    contextMode = parseContextMode(process.env.SLIPWAY_REQUEST_CONTEXT);
+    metricsOn = onOff('SLIPWAY_METRICS');
+    requestLog = onOff('SLIPWAY_REQUEST_LOG');
+  } catch (err) {
+    return failBoot(info, 'config', (err as Error).message);
+  }
 
   const oneShot = mode === 'eval' || mode === 'migrate';
   // eval/migrate print their result on stdout: their logs go to stderr, warnings and up unless LOG_LEVEL says.
@@ -163,15 +174,8 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
 
   const server = instance.server;
   const tracker = new ConnectionTracker(server);
-  const metrics = process.env.SLIPWAY_METRICS === 'off' ? undefined : new WorkerMetrics();
+  const metrics = metricsOn ? new WorkerMetrics() : undefined;
   const metricsEndpoint = metrics && new MetricsEndpoint(metrics, mode === 'worker' ? (id) => process.connected && process.send!({ t: 'metrics-request', id } satisfies FromWorker) : undefined);
-  const requestLog = process.env.SLIPWAY_REQUEST_LOG !== 'off';
-  let contextMode: ContextMode;
-  try {
-    contextMode = parseContextMode(process.env.SLIPWAY_REQUEST_CONTEXT);
-  } catch (err) {
-    return failBoot(info, 'config', (err as Error).message);
-  }
   if (requestLog || metrics || tracer) {
     const metricsPath = process.env.SLIPWAY_METRICS_PATH ?? '/metrics';
     instrumentServer(server, { log, requestLog, observer: metrics, tracer, context: contextMode, tracker, intercept: metricsEndpoint && metricsPath ? { path: metricsPath, handle: (_req, res) => metricsEndpoint.handle(res) } : undefined });
@@ -408,4 +412,12 @@ function logFile(): LogFile | undefined {
   const maxBytes = Number(process.env[WorkerEnv.logMaxBytes]);
   if (!file || !(maxBytes > 0)) return undefined;
   return { path: file, maxBytes, requestRotate: (bytes) => process.connected && process.send!({ t: 'log-full', bytes } satisfies FromWorker) };
+}
+
+/** A switch from the environment: unset, empty or `on` is on, `off` is off; anything else is a mistake. */
+function onOff(name: string): boolean {
+  const value = process.env[name];
+  if (value === undefined || value === '' || value === 'on') return true;
+  if (value === 'off') return false;
+  throw new Error(`${name} must be on or off (got "${value}")`);
 }
