@@ -33,7 +33,7 @@ const opt = flags('node --import tsx bench/hooks.ts — cost of request logs + m
   rounds: { default: 10, help: 'rounds (each measures every mode once; the first comes after a 3 s warm-up)' },
   seconds: { default: 4, help: 'measured seconds per round' },
   connections: { default: 16, help: 'keep-alive connections' },
-  modes: { default: 'off,on,on-async-hooks', help: 'modes to compare (off is always measured): off, on, on-async-hooks, and any that BENCH_HOOKS_MODES adds' },
+  modes: { default: 'off,on,on-async-hooks', help: 'modes to compare (off is always measured): off, on, on-async-hooks, errors, and any that BENCH_HOOKS_MODES adds' },
   method: { default: 'interleaved', help: 'interleaved: all modes loaded at once, their daemons taking turns on CPU 0 (the others stopped); shared: all modes at once on CPU 0, sharing it; sequential: one mode at a time (plain throughput, very noisy on a shared machine)' },
   'slice-ms': { default: 40, help: 'interleaved: how long each turn lasts' },
   instances: { default: 1, help: "daemons per mode (where a process's code and heap land moves it by ±2 % here); a mode's figures are its daemons' together" },
@@ -44,6 +44,7 @@ const MODES = {
   off: { env: { SLIPWAY_REQUEST_LOG: 'off', SLIPWAY_METRICS: 'off' }, what: 'no request log, no metrics (and so no per-request context)' },
   on: { env: {}, what: 'defaults: one JSON request line per request (req_id, trace_id, span_id, method, url, route, status, ms, release) appended by the worker to log/orders.log (under `daemon`), the request-duration histogram and in-flight gauge, Node default metrics, per-request context following promises, x-request-id' },
   'on-async-hooks': { env: { SLIPWAY_REQUEST_CONTEXT: 'async-hooks' }, what: 'defaults, with the context carried by AsyncLocalStorage (async_hooks) instead' },
+  errors: { env: { SLIPWAY_REQUEST_LOG: 'errors' }, what: 'defaults, with request lines only for errors (status 400 and up), aborted and slow requests (`SLIPWAY_REQUEST_LOG=errors`): none for GET /hello' },
 } as Record<string, { env: Record<string, string>; what: string }>;
 // Other modes for exploring (not in the report's text): BENCH_HOOKS_MODES='{"name":{"ENV":"value"}}' adds them.
 for (const [name, env] of Object.entries(JSON.parse(process.env.BENCH_HOOKS_MODES ?? '{}') as Record<string, Record<string, string>>)) MODES[name] = { env, what: `defaults + ${JSON.stringify(env)}` };

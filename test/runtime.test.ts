@@ -270,6 +270,34 @@ describe('instrumentServer', () => {
   });
 });
 
+describe('instrumentServer with request lines for errors and slow requests only (SLIPWAY_REQUEST_LOG=errors)', () => {
+  it('no line for a quick success; a line for 4xx, 5xx, a slow response and an aborted one; metrics see them all', async () => {
+    const lines: Line[] = [];
+    const log = logger(lines);
+    const observed: number[] = [];
+    const server = http.createServer(async (req, res) => {
+      if (req.url === '/slow' || req.url === '/hang') await sleep(req.url === '/slow' ? 120 : 400);
+      res.statusCode = req.url === '/missing' ? 404 : req.url === '/boom' ? 500 : 200;
+      res.end('x');
+    });
+    instrumentServer(server, { log, requestLog: { slowMs: 80 }, observer: { begin: () => undefined, end: (_m, _r, status) => void observed.push(status) } });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    after(() => new Promise<void>((r) => server.close(() => r())));
+    const port = (server.address() as net.AddressInfo).port;
+    for (const url of ['/ok', '/missing', '/boom', '/slow', '/ok']) await (await fetch(`http://127.0.0.1:${port}${url}`, { headers: { 'x-request-id': `e${url}` } })).text();
+    const sock = net.connect(port, '127.0.0.1');
+    await new Promise((r) => sock.on('connect', r));
+    sock.write('GET /hang HTTP/1.1\r\nhost: x\r\nx-request-id: e/hang\r\n\r\n');
+    await sleep(50);
+    sock.destroy();
+    await sleep(500);
+    await new Promise<void>((r) => log.flush(() => r()));
+    const got = lines.filter((l) => l.msg === 'request').map((l) => [l.req_id, l.status, l.aborted ?? false]);
+    assert.deepEqual(got, [['e/missing', 404, false], ['e/boom', 500, false], ['e/slow', 200, false], ['e/hang', 200, true]]);
+    assert.equal(observed.length, 6, 'the histogram still sees every request');
+  });
+});
+
 describe('FdWriter (the worker side of log capture)', () => {
   it('a slow reader loses nothing and sees lines in order; the event loop is never blocked', async () => {
     // A child process writes 20,000 lines through the real logger to its stdout pipe; we read slowly.

@@ -258,7 +258,11 @@ export interface RequestObserver {
 
 export interface InstrumentOptions {
   log: { info(obj: object, msg: string): void; isLevelEnabled(level: string): boolean; requestLine?: (line: RequestLine) => void };
-  requestLog: boolean;
+  /**
+   * A line for every request (true), none (false), or only for the responses worth a look:
+   * status 400 and up, aborted, or slower than `slowMs` (SLIPWAY_REQUEST_LOG=errors).
+   */
+  requestLog: boolean | { slowMs: number };
   observer?: RequestObserver;
   tracer?: RequestTracer;
   /**
@@ -382,7 +386,7 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
     const ms = endedAt - store.started;
     observer?.end(req.method ?? 'GET', route, status, ms / 1000);
     store.span?.end(status, route);
-    if (!requestLog) return;
+    if (requestLog !== true && (requestLog === false || (status < 400 && !aborted && ms < requestLog.slowMs))) return;
     if (log.requestLine) {
       // The store is the line (RequestLine): its response parts filled in, no object per line.
       store.method = req.method ?? 'GET';

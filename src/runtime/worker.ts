@@ -78,11 +78,12 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
   // The production hooks' own switches, checked before anything boots.
   let contextMode: ContextMode;
   let metricsOn: boolean;
-  let requestLog: boolean;
+  let requestLog: boolean | { slowMs: number };
   try {
     contextMode = parseContextMode(process.env.SLIPWAY_REQUEST_CONTEXT);
-    metricsOn = onOff('SLIPWAY_METRICS');
-    requestLog = onOff('SLIPWAY_REQUEST_LOG');
+    metricsOn = env.oneOf('SLIPWAY_METRICS', ['on', 'off'], 'on') === 'on';
+    const lines = env.oneOf('SLIPWAY_REQUEST_LOG', ['on', 'off', 'errors'], 'on');
+    requestLog = lines === 'errors' ? { slowMs: env.duration('SLIPWAY_REQUEST_LOG_SLOW', '1s') } : lines === 'on';
   } catch (err) {
     return failBoot(info, 'config', (err as Error).message);
   }
@@ -412,12 +413,4 @@ function logFile(): LogFile | undefined {
   const maxBytes = Number(process.env[WorkerEnv.logMaxBytes]);
   if (!file || !(maxBytes > 0)) return undefined;
   return { path: file, maxBytes, requestRotate: (bytes) => process.connected && process.send!({ t: 'log-full', bytes } satisfies FromWorker) };
-}
-
-/** A switch from the environment: unset, empty or `on` is on, `off` is off; anything else is a mistake. */
-function onOff(name: string): boolean {
-  const value = process.env[name];
-  if (value === undefined || value === '' || value === 'on') return true;
-  if (value === 'off') return false;
-  throw new Error(`${name} must be on or off (got "${value}")`);
 }
