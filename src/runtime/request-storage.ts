@@ -16,6 +16,7 @@
 // kind of async work, at its cost), and `off` carries no context past the request's first tick.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { promiseHooks } from 'node:v8';
+import { ConfigError } from './env.ts';
 
 export interface ContextStorage<T> {
   getStore(): T | undefined;
@@ -123,5 +124,5 @@ export class AsyncHooksContextStorage<T> implements ContextStorage<T> {
 export function parseContextMode(value: string | undefined): ContextMode {
   if (value === undefined || value === '' || value === 'promises' || value === 'on') return 'promises';
   if (value === 'async-hooks' || value === 'off') return value;
-  throw new Error(`SLIPWAY_REQUEST_CONTEXT must be promises, async-hooks or off (got "${value}")`);
+  throw new ConfigError('SLIPWAY_REQUEST_CONTEXT', `expected one of promises, async-hooks, off, got ${JSON.stringify(value)}`);
 }
