@@ -276,11 +276,11 @@ describe('instrumentServer with request lines for errors and slow requests only 
     const log = logger(lines);
     const observed: number[] = [];
     const server = http.createServer(async (req, res) => {
-      if (req.url === '/slow' || req.url === '/hang') await sleep(req.url === '/slow' ? 120 : 400);
+      if (req.url === '/slow' || req.url === '/hang') await sleep(req.url === '/slow' ? 300 : 600);
       res.statusCode = req.url === '/missing' ? 404 : req.url === '/boom' ? 500 : 200;
       res.end('x');
     });
-    instrumentServer(server, { log, requestLog: { slowMs: 80 }, observer: { begin: () => undefined, end: (_m, _r, status) => void observed.push(status) } });
+    instrumentServer(server, { log, requestLog: { slowMs: 200 }, observer: { begin: () => undefined, end: (_m, _r, status) => void observed.push(status) } });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
     after(() => new Promise<void>((r) => server.close(() => r())));
     const port = (server.address() as net.AddressInfo).port;
@@ -290,7 +290,7 @@ describe('instrumentServer with request lines for errors and slow requests only 
     sock.write('GET /hang HTTP/1.1\r\nhost: x\r\nx-request-id: e/hang\r\n\r\n');
     await sleep(50);
     sock.destroy();
-    await sleep(500);
+    await sleep(700);
     await new Promise<void>((r) => log.flush(() => r()));
     const got = lines.filter((l) => l.msg === 'request').map((l) => [l.req_id, l.status, l.aborted ?? false]);
     assert.deepEqual(got, [['e/missing', 404, false], ['e/boom', 500, false], ['e/slow', 200, false], ['e/hang', 200, true]]);
