@@ -16,6 +16,15 @@ import { AsyncHooksContextStorage, PromiseContextStorage, parseContextMode } fro
 
 type Line = Record<string, unknown>;
 
+/** Send GET `path` with this x-request-id, and close the connection 50 ms later, before the answer. */
+async function hangUpDuring(port: number, path: string, id: string): Promise<void> {
+  const sock = net.connect(port, '127.0.0.1');
+  await new Promise((r) => sock.on('connect', r));
+  sock.write(`GET ${path} HTTP/1.1\r\nhost: x\r\nx-request-id: ${id}\r\n\r\n`);
+  await sleep(50);
+  sock.destroy();
+}
+
 function logger(lines: Line[]) {
   return createLogger({ name: 'orders', version: '9.9.9', write: (text) => text.split('\n').filter(Boolean).forEach((l) => lines.push(JSON.parse(l) as Line)) });
 }
@@ -245,11 +254,7 @@ describe('instrumentServer', () => {
   });
 
   it('a client that goes away mid-request: one line with aborted:true, in-flight back to 0', async () => {
-    const sock = net.connect(port, '127.0.0.1');
-    await new Promise((r) => sock.on('connect', r));
-    sock.write('GET /slow HTTP/1.1\r\nhost: x\r\nx-request-id: gone-1\r\n\r\n');
-    await sleep(50);
-    sock.destroy();
+    await hangUpDuring(port, '/slow', 'gone-1');
     await sleep(400);
     await flushed();
     const mine = lines.filter((l) => l.req_id === 'gone-1' && l.msg === 'request');
@@ -285,11 +290,7 @@ describe('instrumentServer with request lines for errors and slow requests only 
     after(() => new Promise<void>((r) => server.close(() => r())));
     const port = (server.address() as net.AddressInfo).port;
     for (const url of ['/ok', '/missing', '/boom', '/slow', '/ok']) await (await fetch(`http://127.0.0.1:${port}${url}`, { headers: { 'x-request-id': `e${url}` } })).text();
-    const sock = net.connect(port, '127.0.0.1');
-    await new Promise((r) => sock.on('connect', r));
-    sock.write('GET /hang HTTP/1.1\r\nhost: x\r\nx-request-id: e/hang\r\n\r\n');
-    await sleep(50);
-    sock.destroy();
+    await hangUpDuring(port, '/hang', 'e/hang');
     await sleep(700);
     await new Promise<void>((r) => log.flush(() => r()));
     const got = lines.filter((l) => l.msg === 'request').map((l) => [l.req_id, l.status, l.aborted ?? false]);
