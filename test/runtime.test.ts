@@ -351,6 +351,19 @@ it('request histogram: one series per method, route and status; past 2000 label 
   assert.match(after, /http_request_duration_seconds_count\{method="POST",route="\/hello",status_code="500"\} 0\n/);
 });
 
+it("default metrics: prom-client's set, without the GC histogram unless asked for (SLIPWAY_METRICS_GC=on)", async () => {
+  const { Registry, collectDefaultMetrics } = await import('prom-client');
+  const theirs = new Registry();
+  collectDefaultMetrics({ register: theirs });
+  const names = async (r: InstanceType<typeof Registry>) => (await r.getMetricsAsJSON()).map((m) => m.name);
+  const expected = (await names(theirs)).filter((n) => n !== 'nodejs_gc_duration_seconds');
+  assert.ok(expected.length >= 20, `prom-client's defaults: ${expected.join(', ')}`);
+  const ours = await names(new WorkerMetrics().registry);
+  for (const n of expected) assert.ok(ours.includes(n), `missing ${n}`);
+  assert.ok(!ours.includes('nodejs_gc_duration_seconds'));
+  assert.ok((await names(new WorkerMetrics({ gc: true }).registry)).includes('nodejs_gc_duration_seconds'));
+});
+
 it("log capture's line splitter: whole lines only, bytes intact when a UTF-8 character is cut between reads", () => {
   const out: Buffer[] = [];
   const split = lineSplitter((t) => out.push(Buffer.isBuffer(t) ? t : Buffer.from(t)));

@@ -3,8 +3,29 @@
 // asks the supervisor, which collects every worker's registry as JSON, aggregates them
 // (AggregatorRegistry semantics: sums, with averages/max where prom-client says so) and adds its
 // own counters (restarts, crashes, upgrades, rollbacks, readiness, release info).
-import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Gauge, Registry } from 'prom-client';
+import eventLoopLag from 'prom-client/lib/metrics/eventLoopLag.js';
+import gc from 'prom-client/lib/metrics/gc.js';
+import heapSizeAndUsed from 'prom-client/lib/metrics/heapSizeAndUsed.js';
+import heapSpacesSizeAndUsed from 'prom-client/lib/metrics/heapSpacesSizeAndUsed.js';
+import osMemoryHeap from 'prom-client/lib/metrics/osMemoryHeap.js';
+import processCpuTotal from 'prom-client/lib/metrics/processCpuTotal.js';
+import processHandles from 'prom-client/lib/metrics/processHandles.js';
+import processMaxFileDescriptors from 'prom-client/lib/metrics/processMaxFileDescriptors.js';
+import processOpenFileDescriptors from 'prom-client/lib/metrics/processOpenFileDescriptors.js';
+import processRequests from 'prom-client/lib/metrics/processRequests.js';
+import processResources from 'prom-client/lib/metrics/processResources.js';
+import processStartTime from 'prom-client/lib/metrics/processStartTime.js';
+import version from 'prom-client/lib/metrics/version.js';
 import type { RequestObserver } from './context.ts';
+
+/**
+ * prom-client's default metrics (collectDefaultMetrics' list, in its order), without
+ * nodejs_gc_duration_seconds unless asked for (SLIPWAY_METRICS_GC=on): that one has Node report
+ * every garbage collection to a PerformanceObserver, which cost 2.1 % of a busy worker's CPU on
+ * GET /hello (bench/builds-ab.ts, bench/hooks-results.md), the whole cost of the metrics there.
+ */
+const DEFAULT_METRICS = [processCpuTotal, processStartTime, osMemoryHeap, processOpenFileDescriptors, processMaxFileDescriptors, eventLoopLag, processResources, processHandles, processRequests, heapSizeAndUsed, heapSpacesSizeAndUsed, version];
 
 export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -108,7 +129,7 @@ export class WorkerMetrics implements RequestObserver {
   private lastRoute = '';
   private lastMethod = '';
 
-  constructor() {
+  constructor(opts: { gc?: boolean } = {}) {
     this.duration = new FastHistogram('http_request_duration_seconds', 'HTTP request duration in seconds, by method, route template and status code', ['method', 'route', 'status_code'], DURATION_BUCKETS, this.registry);
     const self = this;
     this.inFlight = new Gauge({
@@ -119,7 +140,8 @@ export class WorkerMetrics implements RequestObserver {
         this.set(self.inflight);
       },
     });
-    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 20 });
+    const config = { eventLoopMonitoringPrecision: 20 };
+    for (const collect of opts.gc ? [...DEFAULT_METRICS, gc] : DEFAULT_METRICS) collect(this.registry, config);
   }
 
   begin(): void {

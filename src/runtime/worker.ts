@@ -78,10 +78,12 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
   // The production hooks' own switches, checked before anything boots.
   let contextMode: ContextMode;
   let metricsOn: boolean;
+  let metricsGc: boolean;
   let requestLog: boolean | { slowMs: number };
   try {
     contextMode = parseContextMode(process.env.SLIPWAY_REQUEST_CONTEXT);
     metricsOn = env.oneOf('SLIPWAY_METRICS', ['on', 'off'], 'on') === 'on';
+    metricsGc = env.oneOf('SLIPWAY_METRICS_GC', ['on', 'off'], 'off') === 'on';
     const lines = env.oneOf('SLIPWAY_REQUEST_LOG', ['on', 'off', 'errors'], 'on');
     requestLog = lines === 'errors' ? { slowMs: env.duration('SLIPWAY_REQUEST_LOG_SLOW', '1s') } : lines === 'on';
   } catch (err) {
@@ -175,7 +177,7 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
 
   const server = instance.server;
   const tracker = new ConnectionTracker(server);
-  const metrics = metricsOn ? new WorkerMetrics() : undefined;
+  const metrics = metricsOn ? new WorkerMetrics({ gc: metricsGc }) : undefined;
   const metricsEndpoint = metrics && new MetricsEndpoint(metrics, mode === 'worker' ? (id) => process.connected && process.send!({ t: 'metrics-request', id } satisfies FromWorker) : undefined);
   if (requestLog || metrics || tracer) {
     const metricsPath = process.env.SLIPWAY_METRICS_PATH ?? '/metrics';
