@@ -42,7 +42,7 @@ const opt = flags('node --import tsx bench/hooks.ts — cost of request logs + m
 
 const MODES = {
   off: { env: { SLIPWAY_REQUEST_LOG: 'off', SLIPWAY_METRICS: 'off' }, what: 'no request log, no metrics (and so no per-request context)' },
-  on: { env: {}, what: 'defaults: one JSON request line per request (req_id, trace_id, span_id, method, url, route, status, ms, release) appended by the worker to log/orders.log (under `daemon`), the request-duration histogram and in-flight gauge, Node default metrics, per-request context following promises, x-request-id' },
+  on: { env: {}, what: 'defaults: one JSON request line per request (req_id, trace_id, span_id, method, url, route, status, ms, release) appended by the worker to log/orders.log (under `daemon`), the request-duration histogram and in-flight gauge, Node default metrics (prom-client\'s, without the GC histogram), per-request context following promises, x-request-id' },
   'on-async-hooks': { env: { SLIPWAY_REQUEST_CONTEXT: 'async-hooks' }, what: 'defaults, with the context carried by AsyncLocalStorage (async_hooks) instead' },
   errors: { env: { SLIPWAY_REQUEST_LOG: 'errors' }, what: 'defaults, with request lines only for errors (status 400 and up), aborted and slow requests (`SLIPWAY_REQUEST_LOG=errors`): none for GET /hello' },
 } as Record<string, { env: Record<string, string>; what: string }>;
