@@ -25,18 +25,20 @@ import { buildRelease } from '../src/build/index.ts';
 import { flags } from './lib/args.ts';
 import { runCleanups, tempDir } from './lib/cleanup.ts';
 import { machine, machineLine } from './lib/machine.ts';
-import { median } from './lib/stats.ts';
+import { median, medianInterval } from './lib/stats.ts';
 import { hasCommand, loadAll, pinned, startDaemons, takeTurns, wrkCount, type Daemon, type Load, type Measured } from './lib/turns.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const opt = flags('node --import tsx bench/hooks.ts — cost of request logs + metrics + context on GET /hello', {
-  rounds: { default: 10, help: 'rounds (each measures every mode once; the first comes after a 3 s warm-up)' },
+  rounds: { default: 10, help: 'rounds (each measures every mode once; the first comes after the warm-up)' },
   seconds: { default: 4, help: 'measured seconds per round' },
+  'warm-up': { default: 3, help: 'seconds of load before the first round (before every round with --fresh), not measured' },
   connections: { default: 16, help: 'keep-alive connections' },
   modes: { default: 'off,on,on-async-hooks', help: 'modes to compare (off is always measured): off, on, on-async-hooks, errors, and any that BENCH_HOOKS_MODES adds' },
   method: { default: 'interleaved', help: 'interleaved: all modes loaded at once, their daemons taking turns on CPU 0 (the others stopped); shared: all modes at once on CPU 0, sharing it; sequential: one mode at a time (plain throughput, very noisy on a shared machine)' },
   'slice-ms': { default: 40, help: 'interleaved: how long each turn lasts' },
   instances: { default: 1, help: "daemons per mode (where a process's code and heap land moves it by ±2 % here); a mode's figures are its daemons' together" },
+  fresh: { default: false, help: 'new daemons every round (stopped, a new copy of the release started and warmed up for --warm-up seconds): each round measures a new placement of every mode\'s code and heap, so a run averages as many placements as it has rounds while only one daemon a mode takes turns. It measures young workers: with an 8 s warm-up it read about 12 % where long-lived daemons read 8 to 10 % (bench/hooks-results.md)' },
   'no-pin': { default: false, help: 'do not pin the daemons to CPU 0 and the load generator to CPU 1 (pinning needs taskset and 2+ CPUs)' },
 });
 
@@ -89,8 +91,11 @@ try {
   const modes = Object.keys(MODES) as Mode[];
   const instances = opt.instances;
   const names = (mode: Mode) => Array.from({ length: instances }, (_, i) => (instances > 1 ? `${mode}-${i + 1}` : mode));
-  const daemons = await startDaemons(modes.flatMap((mode) => names(mode).map((name) => ({ name, tarball: build.tarball, env: MODES[mode].env }))), tmp, pin);
-  const live = Object.fromEntries(modes.map((mode, i) => [mode, daemons.slice(i * instances, (i + 1) * instances)])) as Record<Mode, Daemon[]>;
+  const start = async (suffix = ''): Promise<Record<Mode, Daemon[]>> => {
+    const daemons = await startDaemons(modes.flatMap((mode) => names(mode).map((name) => ({ name: name + suffix, tarball: build.tarball, env: MODES[mode].env }))), tmp, pin);
+    return Object.fromEntries(modes.map((mode, i) => [mode, daemons.slice(i * instances, (i + 1) * instances)])) as Record<Mode, Daemon[]>;
+  };
+  let live = await start(opt.fresh ? '-round-1' : '');
 
   type Run = { rps: number; workerUs: number; supUs: number };
   const runs = {} as Record<Mode, Run[]>;
@@ -112,6 +117,7 @@ try {
   /** Load the given modes at once for `seconds`; CPU of each mode's daemons over the same window. */
   const measure = async (group: Mode[], seconds: number): Promise<Run[]> => asRuns(await loadAll(group.flatMap((mode) => live[mode]), seconds, load), seconds);
   const SLICE_MS = opt['slice-ms'];
+  const WARM_UP = opt['warm-up'];
   /** All loaded, only one mode's daemons running at a time (turns of SLICE_MS). */
   const interleaved = async (group: Mode[], seconds: number): Promise<Run[]> => asRuns(await takeTurns(group.flatMap((mode) => live[mode]), seconds, SLICE_MS, load), seconds);
   const record = (mode: Mode, r: Run, off: Run | undefined) => {
@@ -120,18 +126,24 @@ try {
     process.stderr.write(`round ${runs[mode].length} ${mode.padEnd(15)} ${Math.round(r.rps)} req/s, CPU per request: worker ${r.workerUs.toFixed(1)} µs, supervisor ${r.supUs.toFixed(1)} µs\n`);
   };
   for (let round = 0; round < opt.rounds; round++) {
+    // A new placement: the previous round's daemons stopped first, so that no more of them run.
+    const warm = round === 0 || opt.fresh;
+    if (opt.fresh && round > 0) {
+      for (const d of Object.values(live).flat()) await d.stop();
+      live = await start(`-round-${round + 1}`);
+    }
     if (method === 'sequential') {
-      if (round === 0) for (const mode of modes) await measure([mode], 3);
+      if (warm) for (const mode of modes) await measure([mode], WARM_UP);
       const order = round % 2 ? [...modes].reverse() : modes;
       const got = {} as Record<Mode, Run>;
       for (const mode of order) got[mode] = (await measure([mode], opt.seconds))[0]!;
       for (const mode of modes) record(mode, got[mode]!, got.off);
     } else if (method === 'shared') {
-      if (round === 0) await measure(modes, 3);
+      if (warm) await measure(modes, WARM_UP);
       const got = await measure(modes, opt.seconds);
       modes.forEach((mode, i) => record(mode, got[i]!, got[0]));
     } else {
-      if (round === 0) await interleaved(modes, 3);
+      if (warm) await interleaved(modes, WARM_UP);
       const got = await interleaved(modes, opt.seconds);
       modes.forEach((mode, i) => record(mode, got[i]!, got[0]));
     }
@@ -142,7 +154,15 @@ try {
   // Requests per CPU-second of the mode's daemons relative to off, and plain throughput relative to off, same round.
   const perCpu = (mode: Mode) => runs[mode].map((r, i) => cpuPerReq(offFor[mode][i]!) / cpuPerReq(r));
   const perRps = (mode: Mode) => runs[mode].map((r, i) => r.rps / offFor[mode][i]!.rps);
-  const headline = (mode: Mode) => (1 - median(method === 'sequential' ? perRps(mode) : perCpu(mode))) * 100;
+  const costs = (mode: Mode) => (method === 'sequential' ? perRps(mode) : perCpu(mode)).map((x) => (1 - x) * 100);
+  const headline = (mode: Mode) => median(costs(mode));
+  /** The headline with its 95 % interval, and what it says about the budget. */
+  const verdict = (mode: Mode): string => {
+    const { low, high, level } = medianInterval(costs(mode));
+    if (!Number.isFinite(low)) return `**${headline(mode).toFixed(1)} %** (too few rounds for an interval)`;
+    const budget = high <= 10 ? 'within the 10 % budget' : low > 10 ? 'over the 10 % budget' : 'this run does not decide against the 10 % budget: more rounds narrow the interval';
+    return `**${headline(mode).toFixed(1)} %** (${(level * 100).toFixed(0)} % interval of the median ${low.toFixed(1)} to ${high.toFixed(1)} %, rounds taken as independent: ${budget})`;
+  };
   const pcts = (xs: number[]) => xs.map((x) => (x * 100).toFixed(0) + '%').join(' / ');
   const rows = modes.map(
     (mode) =>
@@ -153,7 +173,7 @@ try {
     '',
     machineLine(m),
     '',
-    `Setup: the orders example release under \`bin/orders daemon\`, ${instances > 1 ? `${instances} daemons of 1 worker per mode (a mode's figures are its daemons' together: where a process's code and heap land moves one by ±2 %)` : '1 worker per mode'} (SQLite default, OTel export off: OTEL_TRACES_EXPORTER=none; trace ids are still made and logged), one ${useWrk ? 'wrk (1 thread)' : 'autocannon'} per daemon with ${opt.connections} keep-alive connections, ${opt.rounds} rounds of ${opt.seconds} s after a 3 s warm-up. ` +
+    `Setup: the orders example release under \`bin/orders daemon\`, ${instances > 1 ? `${instances} daemons of 1 worker per mode (a mode's figures are its daemons' together: where a process's code and heap land moves one by ±2 %)` : '1 worker per mode'} (SQLite default, OTel export off: OTEL_TRACES_EXPORTER=none; trace ids are still made and logged), one ${useWrk ? 'wrk (1 thread)' : 'autocannon'} per daemon with ${opt.connections} keep-alive connections, ${opt.rounds} rounds of ${opt.seconds} s after a ${WARM_UP} s warm-up${opt.fresh ? ', each round with new daemons (stopped, a new copy of the release started and warmed up), so that the rounds measure as many placements of each mode\'s code and heap' : ''}. ` +
       (method === 'interleaved'
         ? `Method \`interleaved\`: all modes are loaded for the whole round but only one mode's daemons run at a time (the others SIGSTOPped), taking turns of ${SLICE_MS} ms, so each has the core to itself in its turns and the shared machine's swings hit all modes alike. Headline: requests per CPU-second of each mode's daemons (worker + supervisor, from /proc) relative to off in the same round.`
         : method === 'shared'
@@ -167,8 +187,8 @@ try {
     '|---|---|---|---|---|---|---|',
     ...rows,
     '',
-    `${MODES.on ? `Cost of logging + metrics + context with the defaults: **${headline('on').toFixed(1)} %** of GET /hello ${method === 'sequential' ? 'throughput' : 'throughput per CPU-second'} (budget 10 %).` : ''}${modes.filter((x) => x !== 'off' && x !== 'on').map((x) => ` ${x}: ${headline(x).toFixed(1)} %.`).join('')} Load average at the end: ${os.loadavg().map((x) => x.toFixed(1)).join(' / ')}.`,
-    `Reproduce: \`node --import tsx bench/hooks.ts --rounds ${opt.rounds} --seconds ${opt.seconds} --connections ${opt.connections} --method ${method}${method === 'interleaved' ? ` --slice-ms ${SLICE_MS}` : ''}${instances > 1 ? ` --instances ${instances}` : ''}\` (install wrk for the numbers above: \`apt-get install wrk\`).`,
+    `${MODES.on ? `Cost of logging + metrics + context with the defaults: ${verdict('on')}, of GET /hello ${method === 'sequential' ? 'throughput' : 'throughput per CPU-second'}.` : ''}${modes.filter((x) => x !== 'off' && x !== 'on').map((x) => ` ${x}: ${headline(x).toFixed(1)} %.`).join('')} Load average at the end: ${os.loadavg().map((x) => x.toFixed(1)).join(' / ')}.`,
+    `Reproduce: \`node --import tsx bench/hooks.ts --rounds ${opt.rounds} --seconds ${opt.seconds} --connections ${opt.connections}${WARM_UP !== 3 ? ` --warm-up ${WARM_UP}` : ''} --method ${method}${method === 'interleaved' ? ` --slice-ms ${SLICE_MS}` : ''}${instances > 1 ? ` --instances ${instances}` : ''}${opt.fresh ? ' --fresh' : ''}\` (install wrk for the numbers above: \`apt-get install wrk\`).`,
     '',
   ].join('\n');
   const file = path.join(here, 'hooks-results.md');

@@ -2,7 +2,7 @@
 // while the others are SIGSTOPped, in short turns, so that the shared machine's swings hit every
 // side alike; wrk loads every side for the whole round. Used by builds-ab.ts, idle.ts and hooks.ts.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as tar from 'tar';
@@ -26,6 +26,8 @@ export interface Daemon {
   url: string;
   /** Supervisor and worker. */
   pids: number[];
+  /** Stop it now (`bin/NAME stop`) and remove its release directory; otherwise done at cleanup. */
+  stop(): Promise<void>;
 }
 
 export const hasCommand = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
@@ -53,8 +55,8 @@ export async function startDaemons(sides: Side[], dir: string, pin = pinned): Pr
     const bin = path.join(root, 'bin', rel.name);
     const env = { ...process.env, HOST: '127.0.0.1', PORT: String(port), SLIPWAY_WORKERS: '1', OTEL_TRACES_EXPORTER: 'none', ...side.env };
     execFileSync(pin ? 'taskset' : bin, pin ? ['-c', '0', bin, 'daemon'] : ['daemon'], { env, stdio: 'ignore', timeout: 60_000 });
-    const daemon: Daemon = { name: side.name, url: `http://127.0.0.1:${port}/hello`, pids: [] };
-    onCleanup(`stop ${side.name}`, () => {
+    const daemon: Daemon = { name: side.name, url: `http://127.0.0.1:${port}/hello`, pids: [], stop: async () => undefined };
+    const stop = onCleanup(`stop ${side.name}`, () => {
       // A run cut short may leave it stopped (SIGSTOP): let it run to stop it.
       for (const pid of daemon.pids) {
         try {
@@ -64,7 +66,9 @@ export async function startDaemons(sides: Side[], dir: string, pin = pinned): Pr
         }
       }
       execFileSync(bin, ['stop'], { stdio: 'ignore', timeout: 60_000 });
+      rmSync(root, { recursive: true, force: true });
     });
+    daemon.stop = stop;
     const sup = release.info()!.pid;
     daemon.pids.push(sup, childPids(sup)[0]!);
     live.push(daemon);
