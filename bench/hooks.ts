@@ -160,7 +160,7 @@ try {
   const verdict = (mode: Mode): string => {
     const { low, high, level } = medianInterval(costs(mode));
     if (!Number.isFinite(low)) return `**${headline(mode).toFixed(1)} %** (too few rounds for an interval)`;
-    const budget = high <= 10 ? 'within the 10 % budget' : low > 10 ? 'over the 10 % budget' : 'this run does not decide against the 10 % budget: more rounds narrow the interval';
+    const budget = high <= 10 ? 'within the 10 % budget' : low > 10 ? 'over the 10 % budget' : 'the interval holds 10 %, so this run does not settle the budget';
     return `**${headline(mode).toFixed(1)} %** (${(level * 100).toFixed(0)} % interval of the median ${low.toFixed(1)} to ${high.toFixed(1)} %, rounds taken as independent: ${budget})`;
   };
   const pcts = (xs: number[]) => xs.map((x) => (x * 100).toFixed(0) + '%').join(' / ');
