@@ -484,6 +484,41 @@ it('request lines are made with their batch, but stay in order with other lines 
   assert.ok(Math.abs(Date.parse(lines[0]!.time as string) - Date.now()) < 5000);
 });
 
+it('a log file gets every line whole and in order over batches of any size, and recentLines keeps the last ones', async () => {
+  const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const path = await import('node:path');
+  const dir = mkdtempSync(path.join(tmpdir(), 'slipway-batches-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'app.log');
+  const log = createLogger({ name: 'orders', version: '1.2.3', keepLines: 5, file: { path: file, maxBytes: 64 * 1024 * 1024, requestRotate: () => undefined } });
+  const flushed = () => new Promise<void>((r) => log.flush(() => r()));
+  const parts = { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', fields: {}, ownId: true, chindings: '', method: 'GET', route: '/a', status: 200, ms: 1, aborted: false };
+  let n = 0;
+  const all: string[] = [];
+  // Batches of 1 to 3000 request lines (3000 spill over a 128 KiB batch), each written before
+  // the next is made, with another line among them.
+  for (const size of [1, 7, 3000, 2, 40]) {
+    for (let i = 0; i < size; i++) {
+      all.push(`r-${++n}`);
+      log.requestLine({ ...parts, id: `r-${n}`, url: `/a?n=${n}&pad=${'x'.repeat(n % 97)}`, endedAt: performance.now() });
+    }
+    if (size === 7) {
+      log.info({ n }, 'between');
+      all.push('between');
+    }
+    await flushed();
+    assert.deepEqual(log.recentLines().map((l) => (JSON.parse(l) as Line).req_id ?? 'between'), all.slice(-5));
+  }
+  const lines = readFileSync(file, 'utf8').split('\n');
+  assert.equal(lines.pop(), '');
+  const ids = lines.map((l) => (JSON.parse(l) as Line).req_id ?? 'between');
+  assert.equal(ids.length, n + 1);
+  assert.deepEqual(ids.filter((id) => id !== 'between'), Array.from({ length: n }, (_, i) => `r-${i + 1}`));
+  assert.equal(ids.indexOf('between'), 8);
+  lines.forEach((l, i) => assert.ok(i === 8 || (JSON.parse(l) as Line).url === `/a?n=${ids[i]!.slice(2)}&pad=${'x'.repeat(Number(ids[i]!.slice(2)) % 97)}`, `line ${i}`));
+});
+
 describe('FdWriter appending to a log file itself (workers under daemon)', () => {
   it('asks for rotation before a write would pass the limit, holds lines until reopened, loses none', async () => {
     const { mkdtempSync, readFileSync, renameSync, rmSync, statSync, existsSync } = await import('node:fs');
