@@ -38,7 +38,7 @@ const opt = flags('node --import tsx bench/hooks.ts — cost of request logs + m
   method: { default: 'interleaved', help: 'interleaved: all modes loaded at once, their daemons taking turns on CPU 0 (the others stopped); shared: all modes at once on CPU 0, sharing it; sequential: one mode at a time (plain throughput, very noisy on a shared machine)' },
   'slice-ms': { default: 40, help: 'interleaved: how long each turn lasts' },
   instances: { default: 1, help: "daemons per mode (where a process's code and heap land moves it by ±2 % here); a mode's figures are its daemons' together" },
-  fresh: { default: false, help: 'new daemons every round (stopped, a new copy of the release started and warmed up for --warm-up seconds): each round measures a new placement of every mode\'s code and heap, so a run averages as many placements as it has rounds while only one daemon a mode takes turns. It measures young workers: with an 8 s warm-up it read about 12 % where long-lived daemons read 8 to 10 % (bench/hooks-results.md)' },
+  fresh: { default: false, help: 'new daemons every round (stopped, a new copy of the release started and warmed up for --warm-up seconds): each round measures a new placement of every mode\'s code and heap, so a run averages as many placements as it has rounds while only one daemon a mode takes turns. It measures young workers: with an 8 s warm-up it read about 12 % where long-lived daemons read 7.6 to 10.5 % (bench/hooks-results.md)' },
   'no-pin': { default: false, help: 'do not pin the daemons to CPU 0 and the load generator to CPU 1 (pinning needs taskset and 2+ CPUs)' },
 });
 
@@ -127,7 +127,7 @@ try {
   };
   for (let round = 0; round < opt.rounds; round++) {
     // A new placement: the previous round's daemons stopped first, so that no more of them run.
-    const warm = round === 0 || opt.fresh;
+    const warm = (round === 0 || opt.fresh) && WARM_UP > 0;
     if (opt.fresh && round > 0) {
       for (const d of Object.values(live).flat()) await d.stop();
       live = await start(`-round-${round + 1}`);
