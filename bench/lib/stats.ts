@@ -30,26 +30,20 @@ export function medianInterval(xs: number[], level = 0.95): { low: number; high:
   const s = sorted(xs);
   const n = s.length;
   const tail = (1 - level) / 2;
-  // P(B < j) for B ~ Binomial(n, 1/2), summed term by term (log space: n may be in the hundreds).
-  const logChoose = (k: number) => lgamma(n + 1) - lgamma(k + 1) - lgamma(n - k + 1);
+  // P(B < j) for B ~ Binomial(n, 1/2), term by term; C(n, k) in log space (n may be in the hundreds).
+  let logChoose = 0;
   let below = 0;
   let j = 0;
-  while (j < n && below + Math.exp(logChoose(j) - n * Math.LN2) <= tail) below += Math.exp(logChoose(j++) - n * Math.LN2);
+  while (j < n) {
+    const p = Math.exp(logChoose - n * Math.LN2);
+    if (below + p > tail) break;
+    below += p;
+    j++;
+    logChoose += Math.log((n - j + 1) / j);
+  }
   // P(B < j) <= tail: x(j) and x(n+1-j), 1-based (j = 0: no interval at this level).
   if (j === 0) return { low: NaN, high: NaN, level };
-  const covered = 1 - 2 * below;
-  return { low: s[j - 1]!, high: s[n - j]!, level: covered };
-}
-
-/** ln Γ(x) for x >= 1 (Lanczos; exact enough for binomial coefficients). */
-function lgamma(x: number): number {
-  const g = 7;
-  const c = [0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61503916999185, 12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7];
-  x -= 1;
-  let a = c[0]!;
-  const t = x + g + 0.5;
-  for (let i = 1; i < g + 2; i++) a += c[i]! / (x + i);
-  return 0.5 * Math.log(2 * Math.PI) + (x + 0.5) * Math.log(t) - t + Math.log(a);
+  return { low: s[j - 1]!, high: s[n - j]!, level: 1 - 2 * below };
 }
 
 export function mean(xs: number[]): number {
