@@ -126,8 +126,8 @@ try {
     process.stderr.write(`round ${runs[mode].length} ${mode.padEnd(15)} ${Math.round(r.rps)} req/s, CPU per request: worker ${r.workerUs.toFixed(1)} µs, supervisor ${r.supUs.toFixed(1)} µs\n`);
   };
   for (let round = 0; round < opt.rounds; round++) {
-    // A new placement: the previous round's daemons stopped first, so that no more of them run.
     const warm = (round === 0 || opt.fresh) && WARM_UP > 0;
+    // A new placement: the previous round's daemons stopped first, so that no more of them run.
     if (opt.fresh && round > 0) {
       for (const d of Object.values(live).flat()) await d.stop();
       live = await start(`-round-${round + 1}`);
