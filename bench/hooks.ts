@@ -1,5 +1,7 @@
 // Cost of the production hooks (request log line + metrics + per-request context) on the orders
-// example's GET /hello, side by side with them off: the same release, 1 worker per mode.
+// example's GET /hello, side by side with them off: the same release, 1 worker per mode. With
+// `--modes on,glue`, the alternative in the same run: plain Fastify with its own request logging
+// and fastify-metrics (bench/apps/fastify-glue.ts) against the same app without them.
 //
 // The server must be the bottleneck, not the load generator: on a 2-core machine the daemons
 // (supervisor and worker) are pinned to CPU 0 and the load generators to CPU 1 (taskset). wrk is
@@ -21,12 +23,13 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as esbuild from 'esbuild';
 import { buildRelease } from '../src/build/index.ts';
 import { flags } from './lib/args.ts';
 import { runCleanups, tempDir } from './lib/cleanup.ts';
 import { machine, machineLine } from './lib/machine.ts';
 import { median, medianInterval } from './lib/stats.ts';
-import { hasCommand, loadAll, pinned, startDaemons, takeTurns, wrkCount, type Daemon, type Load, type Measured } from './lib/turns.ts';
+import { hasCommand, loadAll, pinned, startDaemons, startPlain, takeTurns, wrkCount, type Daemon, type Load, type Measured } from './lib/turns.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const opt = flags('node --import tsx bench/hooks.ts — cost of request logs + metrics + context on GET /hello', {
@@ -34,7 +37,7 @@ const opt = flags('node --import tsx bench/hooks.ts — cost of request logs + m
   seconds: { default: 4, help: 'measured seconds per round' },
   'warm-up': { default: 3, help: 'seconds of load before the first round (before every round with --fresh), not measured' },
   connections: { default: 16, help: 'keep-alive connections' },
-  modes: { default: 'off,on,on-async-hooks', help: 'modes to compare (off is always measured): off, on, on-async-hooks, errors, and any that BENCH_HOOKS_MODES adds' },
+  modes: { default: 'off,on,on-async-hooks', help: 'modes to compare (off is always measured): off, on, on-async-hooks, errors, glue (the alternative: plain Fastify with its own request logging and fastify-metrics, against glue-off), glue-log, glue-metrics, and any that BENCH_HOOKS_MODES adds' },
   method: { default: 'interleaved', help: 'interleaved: all modes loaded at once, their daemons taking turns on CPU 0 (the others stopped); shared: all modes at once on CPU 0, sharing it; sequential: one mode at a time (plain throughput, very noisy on a shared machine)' },
   'slice-ms': { default: 40, help: 'interleaved: how long each turn lasts' },
   instances: { default: 1, help: "daemons per mode (where a process's code and heap land moves it by ±2 % here); a mode's figures are its daemons' together" },
@@ -47,7 +50,12 @@ const MODES = {
   on: { env: {}, what: 'defaults: one JSON request line per request (req_id, trace_id, span_id, method, url, route, status, ms, release) appended by the worker to log/orders.log (under `daemon`), the request-duration histogram and in-flight gauge, Node default metrics (prom-client\'s, without the GC histogram), per-request context following promises, x-request-id' },
   'on-async-hooks': { env: { SLIPWAY_REQUEST_CONTEXT: 'async-hooks' }, what: 'defaults, with the context carried by AsyncLocalStorage (async_hooks) instead' },
   errors: { env: { SLIPWAY_REQUEST_LOG: 'errors' }, what: 'defaults, with request lines only for errors (status 400 and up), aborted and slow requests (`SLIPWAY_REQUEST_LOG=errors`): none for GET /hello' },
-} as Record<string, { env: Record<string, string>; what: string }>;
+  // The alternative, as Node teams glue it today (bench/apps/fastify-glue.ts): plain node, no supervisor.
+  'glue-off': { env: { GLUE: 'off' }, plain: true, what: 'the alternative\'s baseline: the same GET /hello (and x-release header) on plain Fastify in a plain node process, no logging, no metrics' },
+  glue: { env: { GLUE: 'on' }, plain: true, baseline: 'glue-off', what: 'the alternative: plain Fastify in a plain node process with its own request logging at info (pino; two lines per request, written with `pino.destination({ sync: false })` to a file) and fastify-metrics 12 with its defaults (route histogram and summary, prom-client\'s default metrics); compared with glue-off. It carries less than `on`: no trace ids, no context through awaits, no release in the lines, no redaction' },
+  'glue-log': { env: { GLUE: 'log' }, plain: true, baseline: 'glue-off', what: 'the alternative with its request logging only (no fastify-metrics); compared with glue-off' },
+  'glue-metrics': { env: { GLUE: 'metrics' }, plain: true, baseline: 'glue-off', what: 'the alternative with fastify-metrics only (no request logging); compared with glue-off' },
+} as Record<string, { env: Record<string, string>; what: string; plain?: boolean; baseline?: string }>;
 // Other modes for exploring (not in the report's text): BENCH_HOOKS_MODES='{"name":{"ENV":"value"}}' adds them.
 for (const [name, env] of Object.entries(JSON.parse(process.env.BENCH_HOOKS_MODES ?? '{}') as Record<string, Record<string, string>>)) MODES[name] = { env, what: `defaults + ${JSON.stringify(env)}` };
 type Mode = string;
@@ -68,7 +76,12 @@ for (const name of opt.modes.split(',')) if (!MODES[name]) {
   process.stderr.write(`hooks.ts: --modes: unknown mode "${name}" (known: ${Object.keys(MODES).join(', ')})\n`);
   process.exit(2);
 }
-for (const name of Object.keys(MODES)) if (name !== 'off' && !opt.modes.split(',').includes(name)) delete MODES[name];
+// off, and the baseline of every mode asked for, are always measured.
+const asked = new Set(['off', ...opt.modes.split(',')]);
+for (const name of [...asked]) if (MODES[name]?.baseline) asked.add(MODES[name].baseline!);
+for (const name of Object.keys(MODES)) if (!asked.has(name)) delete MODES[name];
+/** What a mode is compared with: its baseline, or off. */
+const baselineOf = (mode: Mode): Mode => MODES[mode]!.baseline ?? 'off';
 
 const pin = !opt['no-pin'] && pinned;
 const useWrk = hasCommand('wrk');
@@ -89,11 +102,36 @@ try {
   process.stderr.write(`building the orders release…\n`);
   const build = await buildRelease({ dir: path.join(here, '..', 'examples', 'orders'), out: path.join(tmp, 'build') });
   const modes = Object.keys(MODES) as Mode[];
+  const releaseModes = modes.filter((mode) => !MODES[mode]!.plain);
+  const plainModes = modes.filter((mode) => MODES[mode]!.plain);
+  // The alternative is bundled as a release bundles the app (esbuild, one ES module).
+  const glueScript = path.join(tmp, 'fastify-glue.mjs');
+  if (plainModes.length) {
+    process.stderr.write('bundling the alternative (bench/apps/fastify-glue.ts)…\n');
+    await esbuild.build({
+      entryPoints: [path.join(here, 'apps', 'fastify-glue.ts')],
+      outfile: glueScript,
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      logLevel: 'silent',
+      banner: { js: "import { createRequire as __glueCreateRequire } from 'node:module';\nconst require = __glueCreateRequire(import.meta.url);" },
+    });
+  }
   const instances = opt.instances;
   const names = (mode: Mode) => Array.from({ length: instances }, (_, i) => (instances > 1 ? `${mode}-${i + 1}` : mode));
   const start = async (suffix = ''): Promise<Record<Mode, Daemon[]>> => {
-    const daemons = await startDaemons(modes.flatMap((mode) => names(mode).map((name) => ({ name: name + suffix, tarball: build.tarball, env: MODES[mode].env }))), tmp, pin);
-    return Object.fromEntries(modes.map((mode, i) => [mode, daemons.slice(i * instances, (i + 1) * instances)])) as Record<Mode, Daemon[]>;
+    const daemons = await startDaemons(releaseModes.flatMap((mode) => names(mode).map((name) => ({ name: name + suffix, tarball: build.tarball, env: MODES[mode].env }))), tmp, pin);
+    const byMode = Object.fromEntries(releaseModes.map((mode, i) => [mode, daemons.slice(i * instances, (i + 1) * instances)])) as Record<Mode, Daemon[]>;
+    for (const mode of plainModes) {
+      byMode[mode] = [];
+      for (const name of names(mode)) {
+        const env = { ...MODES[mode].env, GLUE_LOG_FILE: path.join(tmp, `${name}${suffix}.log.jsonl`), NODE_ENV: 'production' };
+        byMode[mode].push(await startPlain({ name: name + suffix, script: glueScript, env }, tmp, pin));
+      }
+    }
+    return byMode;
   };
   let live = await start(opt.fresh ? '-round-1' : '');
 
@@ -103,14 +141,15 @@ try {
   // The off run each mode's run is compared with (same round, same moment).
   const offFor = {} as Record<Mode, Run[]>;
   for (const mode of modes) offFor[mode] = [];
-  // Daemon.pids: supervisor, worker. A mode's daemons together: requests summed, CPU per request weighted by requests.
+  // Daemon.pids: supervisor, worker (a plain process: only its own, counted as the worker). A
+  // mode's daemons together: requests summed, CPU per request weighted by requests.
   const asRuns = (got: Measured[], seconds: number): Run[] => {
     const runs: Run[] = [];
     for (let i = 0; i < got.length; i += instances) {
       const mine = got.slice(i, i + instances);
       const n = mine.reduce((a, g) => a + g.n, 0);
-      const per = (k: number) => mine.reduce((a, g) => a + g.pidUs[k]! * g.n, 0) / n;
-      runs.push({ rps: n / seconds, workerUs: per(1), supUs: per(0) });
+      const per = (pick: (g: Measured) => number) => mine.reduce((a, g) => a + pick(g) * g.n, 0) / n;
+      runs.push({ rps: n / seconds, workerUs: per((g) => g.pidUs[g.pidUs.length > 1 ? 1 : 0]!), supUs: per((g) => (g.pidUs.length > 1 ? g.pidUs[0]! : 0)) });
     }
     return runs;
   };
@@ -137,15 +176,15 @@ try {
       const order = round % 2 ? [...modes].reverse() : modes;
       const got = {} as Record<Mode, Run>;
       for (const mode of order) got[mode] = (await measure([mode], opt.seconds))[0]!;
-      for (const mode of modes) record(mode, got[mode]!, got.off);
+      for (const mode of modes) record(mode, got[mode]!, got[baselineOf(mode)]);
     } else if (method === 'shared') {
       if (warm) await measure(modes, WARM_UP);
       const got = await measure(modes, opt.seconds);
-      modes.forEach((mode, i) => record(mode, got[i]!, got[0]));
+      modes.forEach((mode, i) => record(mode, got[i]!, got[modes.indexOf(baselineOf(mode))]));
     } else {
       if (warm) await interleaved(modes, WARM_UP);
       const got = await interleaved(modes, opt.seconds);
-      modes.forEach((mode, i) => record(mode, got[i]!, got[0]));
+      modes.forEach((mode, i) => record(mode, got[i]!, got[modes.indexOf(baselineOf(mode))]));
     }
   }
 
@@ -164,10 +203,13 @@ try {
     return `**${headline(mode).toFixed(1)} %** (${(level * 100).toFixed(0)} % interval of the median ${low.toFixed(1)} to ${high.toFixed(1)} %, rounds taken as independent: ${budget})`;
   };
   const pcts = (xs: number[]) => xs.map((x) => (x * 100).toFixed(0) + '%').join(' / ');
-  const rows = modes.map(
-    (mode) =>
-      `| ${mode} | ${runs[mode].map((r) => Math.round(r.rps)).join(' / ')} | ${mode === 'off' ? '—' : pcts(perRps(mode))} | ${mode === 'off' ? '—' : pcts(perCpu(mode))} | ${mode === 'off' ? '—' : headline(mode).toFixed(1) + ' %'} | ${med(mode, 'workerUs').toFixed(1)} | ${med(mode, 'supUs').toFixed(1)} |`,
-  );
+  const isBaseline = (mode: Mode) => mode === 'off' || modes.some((m) => MODES[m]!.baseline === mode);
+  const rows = modes.map((mode) => {
+    const vs = (text: () => string) => (isBaseline(mode) ? '—' : text());
+    return `| ${mode} | ${runs[mode].map((r) => Math.round(r.rps)).join(' / ')} | ${vs(() => pcts(perRps(mode)))} | ${vs(() => pcts(perCpu(mode)))} | ${vs(() => headline(mode).toFixed(1) + ' %')} | ${med(mode, 'workerUs').toFixed(1)} | ${MODES[mode]!.plain ? '—' : med(mode, 'supUs').toFixed(1)} |`;
+  });
+  const others = modes.filter((x) => !isBaseline(x) && x !== 'on');
+  const defaultModes = 'off,on,on-async-hooks';
   const md = [
     '# Production hooks: cost on GET /hello',
     '',
@@ -179,16 +221,16 @@ try {
         : method === 'shared'
           ? 'Method `shared`: all modes loaded at once, sharing the core. Headline: requests per CPU-second of each mode\'s daemons (worker + supervisor, from /proc) relative to off in the same round.'
           : 'Method `sequential`: one mode at a time, order alternating. Headline: plain throughput relative to off in the same round (very noisy on this shared machine).'),
-    pin ? 'Daemons (supervisor and worker) pinned to CPU 0, the load generators to CPU 1, so the servers are the bottleneck.' : 'Not pinned (no taskset or one CPU): the load generator competes with the servers.',
+    pin ? `Daemons (supervisor and worker${plainModes.length ? ', and the plain node processes' : ''}) pinned to CPU 0, the load generators to CPU 1, so the servers are the bottleneck.` : 'Not pinned (no taskset or one CPU): the load generator competes with the servers.',
     '',
     ...modes.map((mode) => `- **${mode}**: ${MODES[mode].what}.`),
     '',
-    `| mode | req/s per round | throughput vs off, same round | req per CPU-second vs off, same round | cost (median of rounds) | worker CPU µs/req | supervisor CPU µs/req |`,
+    `| mode | req/s per round | throughput vs ${plainModes.length ? 'its baseline (off; glue: glue-off)' : 'off'}, same round | req per CPU-second vs ${plainModes.length ? 'its baseline' : 'off'}, same round | cost (median of rounds) | worker CPU µs/req | supervisor CPU µs/req |`,
     '|---|---|---|---|---|---|---|',
     ...rows,
     '',
-    `${MODES.on ? `Cost of logging + metrics + context with the defaults: ${verdict('on')}, of GET /hello ${method === 'sequential' ? 'throughput' : 'throughput per CPU-second'}.` : ''}${modes.filter((x) => x !== 'off' && x !== 'on').map((x) => ` ${x}: ${headline(x).toFixed(1)} %.`).join('')} Load average at the end: ${os.loadavg().map((x) => x.toFixed(1)).join(' / ')}.`,
-    `Reproduce: \`node --import tsx bench/hooks.ts --rounds ${opt.rounds} --seconds ${opt.seconds} --connections ${opt.connections}${WARM_UP !== 3 ? ` --warm-up ${WARM_UP}` : ''} --method ${method}${method === 'interleaved' ? ` --slice-ms ${SLICE_MS}` : ''}${instances > 1 ? ` --instances ${instances}` : ''}${opt.fresh ? ' --fresh' : ''}\` (install wrk for the numbers above: \`apt-get install wrk\`).`,
+    (`${MODES.on ? `Cost of logging + metrics + context with the defaults: ${verdict('on')}, of GET /hello ${method === 'sequential' ? 'throughput' : 'throughput per CPU-second'}.` : ''}${others.map((x) => (x === 'glue' ? ` The alternative (glue, against glue-off, same rounds): ${verdict('glue').replace(/: (within|over|the interval holds)[^)]*\)/, ')')}.` : ` ${x}: ${headline(x).toFixed(1)} %.`)).join('')} Load average at the end: ${os.loadavg().map((x) => x.toFixed(1)).join(' / ')}.`).trim(),
+    `Reproduce: \`node --import tsx bench/hooks.ts --rounds ${opt.rounds} --seconds ${opt.seconds} --connections ${opt.connections}${opt.modes !== defaultModes ? ` --modes ${opt.modes}` : ''}${WARM_UP !== 3 ? ` --warm-up ${WARM_UP}` : ''} --method ${method}${method === 'interleaved' ? ` --slice-ms ${SLICE_MS}` : ''}${instances > 1 ? ` --instances ${instances}` : ''}${opt.fresh ? ' --fresh' : ''}\` (install wrk for the numbers above: \`apt-get install wrk\`).`,
     '',
   ].join('\n');
   const file = path.join(here, 'hooks-results.md');

@@ -2,14 +2,14 @@
 // while the others are SIGSTOPped, in short turns, so that the shared machine's swings hit every
 // side alike; wrk loads every side for the whole round. Used by builds-ab.ts, idle.ts and hooks.ts.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as tar from 'tar';
 import { childPids, freePort } from '../../src/release/process.ts';
 import { ReleaseRoot } from '../../src/release/layout.ts';
 import { permanentVersion } from '../../src/release/releases-file.ts';
-import { onCleanup } from './cleanup.ts';
+import { alive, killAll, onCleanup, sleep, trackPid, untrackPid } from './cleanup.ts';
 import { cpuMs } from './machine.ts';
 
 export interface Side {
@@ -24,7 +24,7 @@ export interface Side {
 export interface Daemon {
   name: string;
   url: string;
-  /** Supervisor and worker. */
+  /** Supervisor and worker; a plain process (startPlain) has only its own. */
   pids: number[];
   /** Stop it now (`bin/NAME stop`) and remove its release directory; otherwise done at cleanup. */
   stop(): Promise<void>;
@@ -74,6 +74,46 @@ export async function startDaemons(sides: Side[], dir: string, pin = pinned): Pr
     live.push(daemon);
   }
   return live;
+}
+
+/**
+ * A plain node process as a side (no supervisor): `node SCRIPT` with its env and PORT on
+ * 127.0.0.1, in a session of its own like a daemon, on CPU 0 when `pin`; its output appended to
+ * `dir`/NAME.log. Ready once GET /hello answers 200 (30 s at most).
+ */
+export async function startPlain(side: { name: string; script: string; env?: Record<string, string> }, dir: string, pin = pinned): Promise<Daemon> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}/hello`;
+  const fd = openSync(path.join(dir, `${side.name.replace(/[^\w.-]+/g, '-')}.log`), 'a');
+  const args = [process.execPath, side.script];
+  const child = spawn(pin ? 'taskset' : args[0]!, pin ? ['-c', '0', ...args] : args.slice(1), {
+    env: { ...process.env, HOST: '127.0.0.1', PORT: String(port), ...side.env },
+    stdio: ['ignore', fd, fd],
+    detached: true,
+  });
+  closeSync(fd);
+  const pid = child.pid!;
+  trackPid(pid);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const stop = onCleanup(`stop ${side.name} (pid ${pid})`, async () => {
+    if (alive(pid)) {
+      process.kill(pid, 'SIGCONT');
+      process.kill(pid, 'SIGTERM');
+      await Promise.race([exited, sleep(10_000)]);
+      if (alive(pid)) killAll([pid]);
+    }
+    untrackPid(pid);
+  });
+  const daemon: Daemon = { name: side.name, url, pids: [pid], stop };
+  for (const until = Date.now() + 30_000; ; await sleep(100)) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${side.name}: exited before it answered (see ${dir})`);
+    const ok = await fetch(url).then((r) => r.ok, () => false);
+    if (ok) return daemon;
+    if (Date.now() > until) {
+      await stop();
+      throw new Error(`${side.name}: no 200 from ${url} within 30 s`);
+    }
+  }
 }
 
 /** Requests wrk completed against `url` in `seconds` (1 thread, on CPU 1 when `pin`); any error or non-2xx fails. */
