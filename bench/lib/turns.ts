@@ -26,7 +26,7 @@ export interface Daemon {
   url: string;
   /** Supervisor and worker; a plain process (startPlain) has only its own. */
   pids: number[];
-  /** Stop it now (`bin/NAME stop`) and remove its release directory; otherwise done at cleanup. */
+  /** Stop it now (`bin/NAME stop` and remove its release directory; a plain process: SIGTERM); otherwise done at cleanup. */
   stop(): Promise<void>;
 }
 
