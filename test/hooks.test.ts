@@ -275,6 +275,20 @@ test('a flag survives a restart and an upgrade; percent and --for rules', async 
   assert.notEqual(bad.code, 0);
   assert.equal(bad.stderr.trim().split('\n').length, 1);
   assert.match(bad.stderr, /bad flag value/);
+
+  // unset: the rule is gone and the code's default (classic pricing) answers again, also for the named key.
+  const unset = await app.run(['flags', 'unset', 'new_pricing']);
+  assert.equal(unset.code, 0, unset.stderr);
+  assert.match(unset.stdout, /new_pricing: unset/);
+  assert.equal(JSON.parse((await app.run(['flags', 'list', '--json'])).stdout).new_pricing, undefined);
+  await sleep(600);
+  assert.equal(await as('cust-42'), 'classic');
+  const again = await app.run(['flags', 'unset', 'new_pricing']);
+  assert.equal(again.code, 0);
+  assert.match(again.stdout, /was not set/);
+  const badName = await app.run(['flags', 'unset', '9lives']);
+  assert.equal(badName.code, 2);
+  assert.equal(badName.stderr.trim().split('\n').length, 1);
 });
 
 test('no secret value in any log file', async () => {

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import type { ReleaseRoot } from '../release/layout.ts';
 import { listCrashes } from '../runtime/crash.ts';
-import { flagsPath, readFlags, setFlag, type FlagRule } from '../runtime/flags-file.ts';
+import { flagsPath, readFlags, setFlag, unsetFlag, type FlagRule } from '../runtime/flags-file.ts';
 import { ControlError, request } from './client.ts';
 import { table } from './format.ts';
 
@@ -73,9 +73,23 @@ export function hooksCommands(program: Command, rel: ReleaseRoot, name: string, 
       if (value === undefined && opts.for === undefined) die('flags set: give a value (on, off, PERCENT) or --for KEY', 2);
       try {
         const rule = setFlag(file, flag, { value, forKey: opts.for });
-        process.stdout.write(`flag ${flag}: ${show(flag, rule).slice(1, 3).join(', for ')} (workers apply it within a second)\n`);
+        const [, state, keys] = show(flag, rule);
+        process.stdout.write(`flag ${flag}: ${state}${rule.for?.length && rule.state !== 'on' ? `, and on for ${keys}` : ''} (workers apply it within a second)\n`);
       } catch (err) {
         die(`flags set: ${(err as Error).message}`, 2);
+      }
+    });
+
+  flagsCmd
+    .command('unset')
+    .description("remove a flag's rule: every worker answers the code's default again (within a second)")
+    .argument('<name>', 'flag name, e.g. new_pricing')
+    .action((flag: string) => {
+      try {
+        const had = unsetFlag(file, flag);
+        process.stdout.write(had ? `flag ${flag}: unset, the code's default applies (workers apply it within a second)\n` : `flag ${flag} was not set: nothing to do\n`);
+      } catch (err) {
+        die(`flags unset: ${(err as Error).message}`, 2);
       }
     });
 

@@ -55,9 +55,13 @@ export function parseFlagValue(value: string): Pick<FlagRule, 'state' | 'percent
   throw new Error(`bad flag value "${value}": expected on, off or a percentage 0-100 (e.g. 25%)`);
 }
 
+function checkName(name: string): void {
+  if (!FLAG_NAME.test(name)) throw new Error(`bad flag name "${name}": letters, digits, _ . - (start with a letter, at most 64)`);
+}
+
 /** Apply `set NAME VALUE` / `set NAME --for KEY` to a flags file; returns the new rule. */
 export function setFlag(file: string, name: string, change: { value?: string; forKey?: string }): FlagRule {
-  if (!FLAG_NAME.test(name)) throw new Error(`bad flag name "${name}": letters, digits, _ . - (start with a letter, at most 64)`);
+  checkName(name);
   const data = readFlags(file);
   const prev = data.flags[name];
   let rule: FlagRule = { state: prev?.state ?? 'off', ...(prev?.percent !== undefined ? { percent: prev.percent } : {}), ...(prev?.for ? { for: [...prev.for] } : {}) };
@@ -81,6 +85,16 @@ export function setFlag(file: string, name: string, change: { value?: string; fo
   return rule;
 }
 
+/** Remove a flag's rule (it answers the code's default again); false when it had none. */
+export function unsetFlag(file: string, name: string): boolean {
+  checkName(name);
+  const data = readFlags(file);
+  if (!Object.hasOwn(data.flags, name)) return false;
+  delete data.flags[name];
+  writeFlags(file, data);
+  return true;
+}
+
 /** FNV-1a of "name:key" into 0..99.99. */
 export function bucket(name: string, key: string): number {
   let h = 0x811c9dc5;
@@ -100,5 +114,3 @@ export function evaluateRule(name: string, rule: FlagRule | undefined, key: stri
   if (key === undefined) return { value: false, reason: 'SPLIT' };
   return { value: bucket(name, key) < (rule.percent ?? 0), reason: 'SPLIT' };
 }
-
-/** The in-memory view of var/flags.json, re-read when the file changes (stat poll). */
