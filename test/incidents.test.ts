@@ -80,6 +80,10 @@ test('2. a bad deploy: rollback to the permanent release', async () => {
   const r = await request(app.url('/hello'));
   await r.body.text();
   assert.equal(r.headers['x-release'], '1.0.0');
+  const metrics = (await app.run(['metrics'])).stdout;
+  assert.match(metrics, /^slipway_upgrades_total 1$/m);
+  assert.match(metrics, /^slipway_rollbacks_total 1$/m);
+  assert.match(metrics, /^slipway_release_info\{[^}]*version="1\.0\.0"[^}]*\} 1$/m);
 });
 
 test('3. a feature that misbehaves: flag off, applied within a second', async () => {
