@@ -7,7 +7,7 @@ import http from 'node:http';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { request } from 'undici';
-import { buildOrders, deploy, freePort, runCleanups, onCleanup, sleep, waitFor, type Deployed } from './helpers/release.ts';
+import { buildOrders, deploy, freePort, neverLogged, runCleanups, onCleanup, sleep, waitFor, type Deployed } from './helpers/release.ts';
 import type { BuildResult } from '../src/build/index.ts';
 import { startLoad } from './helpers/load.ts';
 
@@ -29,6 +29,7 @@ let app: Deployed;
 let v110: BuildResult;
 
 const SECRETS = ['S3cretPw-db', 'S3cretPw-str', 'Bearer-Top-Secret-123', 'cookie-secret-456', 'pw-field-789'];
+neverLogged(...SECRETS);
 
 async function receiver(): Promise<number> {
   const server = http.createServer((req, res) => {

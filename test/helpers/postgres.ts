@@ -1,8 +1,11 @@
 // A throwaway PostgreSQL 15 cluster for tests: initdb + pg_ctl from the machine image, data and
-// unix socket in a temp dir, TCP on 127.0.0.1 with a free port, trust auth. initdb refuses root,
-// so the server runs as the "postgres" system user (created by .ci/run, or here, when missing).
+// unix socket in a temp dir, TCP on 127.0.0.1 with a free port. TCP connections (the release's)
+// need a password (scram-sha-256), so DATABASE_URL carries a real secret that no log may show;
+// the unix socket (psql here) trusts. initdb refuses root, so the server runs as the "postgres"
+// system user (created by .ci/run, or here, when missing).
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort, onCleanup } from './release.ts';
@@ -10,7 +13,9 @@ import { freePort, onCleanup } from './release.ts';
 export const PG_BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin';
 
 export interface Postgres {
+  /** postgres://postgres:PASSWORD@127.0.0.1:PORT/postgres */
   url: string;
+  password: string;
   port: number;
   dir: string;
   stop(): void;
@@ -46,8 +51,10 @@ export async function startPostgres(): Promise<Postgres> {
   const as = (bin: string, args: string[]) =>
     execFileSync('runuser', ['-u', 'postgres', '--', path.join(PG_BIN, bin), ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], cwd: dir, timeout: 120_000 });
   let running = false;
+  const password = `pg-${randomBytes(9).toString('base64url')}`;
   const pg: Postgres = {
-    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
+    password,
     port,
     dir,
     start() {
@@ -76,7 +83,11 @@ export async function startPostgres(): Promise<Postgres> {
     }
     rmSync(dir, { recursive: true, force: true });
   });
-  as('initdb', ['-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--no-sync', '--locale=C']);
+  const pwfile = path.join(dir, 'pwfile');
+  writeFileSync(pwfile, password + '\n', { mode: 0o600 });
+  chownSync(pwfile, uid, gid);
+  as('initdb', ['-D', data, '-U', 'postgres', '--pwfile', pwfile, '--auth-local', 'trust', '--auth-host', 'scram-sha-256', '-E', 'UTF8', '--no-sync', '--locale=C']);
+  rmSync(pwfile);
   pg.start();
   return pg;
 }

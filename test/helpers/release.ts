@@ -1,8 +1,10 @@
 // Shared test helpers: build the example release, deploy its tarball into a temp dir (as on a
 // target host, away from the source tree), run bin/orders commands, and clean up every process
-// and directory afterwards, even when a test fails.
+// and directory afterwards, even when a test fails. Before a deployed release is removed, every
+// file under its log/ is searched for the secrets the tests used (passwords in the URLs they gave
+// it, and values a test named with neverLogged): one found fails the test file.
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -47,6 +49,44 @@ export async function runCleanups(): Promise<void> {
       console.error('cleanup failed:', err);
     }
   }
+  if (leaks.length) {
+    const found = leaks.splice(0);
+    throw new Error(`secret values in log files: ${found.join('; ')}`);
+  }
+}
+
+const secrets = new Set<string>();
+const leaks: string[] = [];
+
+/**
+ * Values that must never appear in a log file of a release these tests deployed. Shorter than 6
+ * characters they are not searched for (a one-letter password would match anywhere).
+ */
+export function neverLogged(...values: string[]): void {
+  for (const v of values) if (v.length >= 6) secrets.add(v);
+}
+
+/** The passwords of URLs in an environment (DATABASE_URL and the like). */
+function urlSecrets(env: NodeJS.ProcessEnv): void {
+  for (const v of Object.values(env)) {
+    if (!v?.includes('://')) continue;
+    try {
+      const password = new URL(v).password;
+      if (password) neverLogged(decodeURIComponent(password));
+    } catch {
+      // not a URL
+    }
+  }
+}
+
+function scanLogs(root: string): void {
+  const dir = path.join(root, 'log');
+  if (!existsSync(dir)) return;
+  const walk = (d: string): string[] => readdirSync(d).flatMap((e) => (statSync(path.join(d, e)).isDirectory() ? walk(path.join(d, e)) : [path.join(d, e)]));
+  for (const file of walk(dir)) {
+    const text = readFileSync(file, 'utf8');
+    for (const s of secrets) if (text.includes(s)) leaks.push(`"${s}" in ${path.relative(root, file)}`);
+  }
 }
 
 const livePids = new Set<number>();
@@ -74,7 +114,9 @@ export class Deployed {
     readonly root: string,
     readonly name: string,
     readonly env: NodeJS.ProcessEnv,
-  ) {}
+  ) {
+    urlSecrets(env);
+  }
 
   get bin(): string {
     return path.join(this.root, 'bin', this.name);
@@ -82,6 +124,7 @@ export class Deployed {
 
   /** Run `bin/NAME ...args`. */
   run(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000): Promise<RunResult> {
+    urlSecrets(env);
     return new Promise((resolve) => {
       execFile(this.bin, args, { env: { ...process.env, ...this.env, ...env }, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
         const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
@@ -96,6 +139,7 @@ export class Deployed {
    * release can use nothing of the source tree or its node_modules (as on a target host).
    */
   async daemon(env: NodeJS.ProcessEnv = {}, opts: { hideSource?: boolean } = {}): Promise<RunResult> {
+    urlSecrets(env);
     const r = opts.hideSource
       ? await new Promise<RunResult>((resolve) => {
           const script = 'mount --make-rprivate / && mount -t tmpfs tmpfs "$1" && shift && exec "$@"';
@@ -111,6 +155,7 @@ export class Deployed {
 
   /** `bin/NAME start` in the foreground as a child process (for signal tests). */
   startForeground(env: NodeJS.ProcessEnv = {}) {
+    urlSecrets(env);
     const child = spawn(this.bin, ['start'], { env: { ...process.env, ...this.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
@@ -166,6 +211,8 @@ export class Deployed {
 export async function deploy(build: BuildResult, env: NodeJS.ProcessEnv = {}): Promise<Deployed> {
   const root = tempDir('slipway-deploy-');
   await tar.x({ file: build.tarball, cwd: root });
+  // Runs after the release is stopped (registered later) and before its directory goes.
+  onCleanup(() => scanLogs(root));
   return new Deployed(root, build.name, { HOST: '127.0.0.1', ...env });
 }
 
