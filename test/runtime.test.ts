@@ -8,7 +8,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { bindRequest, currentRequest, instrumentServer, newIdPair, newSpanId, newTraceId, requestContextPlugin, requestStorage, setContextMode, PAIR_SPAN_AT as SPAN_AT, PAIR_TRACE_AT as TRACE_AT } from '../src/runtime/context.ts';
+import { bindRequest, currentRequest, instrumentServer, traceHeaders, newIdPair, newSpanId, newTraceId, requestContextPlugin, requestStorage, setContextMode, PAIR_SPAN_AT as SPAN_AT, PAIR_TRACE_AT as TRACE_AT } from '../src/runtime/context.ts';
 import { createLogger, requestLineText, type RequestLineParts } from '../src/runtime/log.ts';
 import { WorkerMetrics } from '../src/runtime/metrics.ts';
 import { lineSplitter } from '../src/supervisor/logs.ts';
@@ -109,6 +109,11 @@ describe('instrumentServer', () => {
       res.writeHead(200, { 'X-Request-Id': 'app-2', 'content-type': 'text/plain' });
       return res.end('ok');
     }
+    if (req.url === '/outgoing') {
+      // The headers an outgoing call would carry, after an await.
+      await sleep(1);
+      return res.end(JSON.stringify(traceHeaders()));
+    }
     const s = currentRequest()!;
     s.route = req.url!.split('?')[0]!.replace(/\/\d+$/, '/:n');
     await sleep(req.url === '/slow' ? 300 : 1);
@@ -146,6 +151,32 @@ describe('instrumentServer', () => {
     assert.equal(request.release, '9.9.9');
     assert.equal(request.aborted, undefined);
     assert.deepEqual(observed.at(-1), ['GET', '/items/:n', 200]);
+  });
+
+  it('traceHeaders() propagates the trace: same trace id and flags, the request span as parent; a new trace without a traceparent; none outside a request', async () => {
+    await ready;
+    const traceId = '0af7651916cd43dd8448eb211c80319c';
+    const outgoing = async (headers: Record<string, string>) => {
+      const res = await fetch(`http://127.0.0.1:${port}/outgoing`, { headers });
+      return { sent: JSON.parse(await res.text()) as { traceparent?: string }, id: res.headers.get('x-request-id') };
+    };
+    const given = await outgoing({ traceparent: `00-${traceId}-b7ad6b7169203331-01` });
+    const sampled = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(given.sent.traceparent ?? '');
+    assert.ok(sampled, `a W3C traceparent: ${given.sent.traceparent}`);
+    assert.equal(sampled![1], traceId);
+    assert.notEqual(sampled![2], 'b7ad6b7169203331', 'the parent of the outgoing call is this request, not its caller');
+    assert.equal(sampled![3], '01');
+    const unsampled = await outgoing({ traceparent: `00-${traceId}-b7ad6b7169203331-00` });
+    assert.match(unsampled.sent.traceparent!, /-00$/);
+    const fresh = await outgoing({});
+    const [, freshTrace, freshSpan] = /^00-([0-9a-f]{32})-([0-9a-f]{16})-00$/.exec(fresh.sent.traceparent ?? '') ?? [];
+    assert.ok(freshTrace && freshTrace !== traceId && freshSpan, `a new trace: ${fresh.sent.traceparent}`);
+    // The request line names the same span the outgoing call points to.
+    await sleep(30);
+    await flushed();
+    const line = lines.find((l) => l.req_id === given.id && l.msg === 'request')!;
+    assert.equal(line.span_id, sampled![2]);
+    assert.deepEqual(traceHeaders(), {});
   });
 
   it('x-request-id is written once: ours, or the one the app set itself (setHeader or writeHead, any case)', async () => {
