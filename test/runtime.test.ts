@@ -153,14 +153,15 @@ describe('instrumentServer', () => {
     assert.deepEqual(observed.at(-1), ['GET', '/items/:n', 200]);
   });
 
-  it('traceHeaders() propagates the trace: same trace id and flags, the request span as parent; a new trace without a traceparent; none outside a request', async () => {
+  it('traceHeaders() propagates the trace: same trace id and flags, the request span as parent, the tracestate; a new trace without a valid traceparent; none outside a request', async () => {
     await ready;
     const traceId = '0af7651916cd43dd8448eb211c80319c';
     const outgoing = async (headers: Record<string, string>) => {
       const res = await fetch(`http://127.0.0.1:${port}/outgoing`, { headers });
-      return { sent: JSON.parse(await res.text()) as { traceparent?: string }, id: res.headers.get('x-request-id') };
+      return { sent: JSON.parse(await res.text()) as { traceparent?: string; tracestate?: string }, id: res.headers.get('x-request-id') };
     };
-    const given = await outgoing({ traceparent: `00-${traceId}-b7ad6b7169203331-01` });
+    const given = await outgoing({ traceparent: `00-${traceId}-b7ad6b7169203331-01`, tracestate: 'congo=t61rcWkgMzE,rojo=00f067aa0ba902b7' });
+    assert.equal(given.sent.tracestate, 'congo=t61rcWkgMzE,rojo=00f067aa0ba902b7', 'the caller\'s tracestate is passed on');
     const sampled = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(given.sent.traceparent ?? '');
     assert.ok(sampled, `a W3C traceparent: ${given.sent.traceparent}`);
     assert.equal(sampled![1], traceId);
@@ -168,7 +169,12 @@ describe('instrumentServer', () => {
     assert.equal(sampled![3], '01');
     const unsampled = await outgoing({ traceparent: `00-${traceId}-b7ad6b7169203331-00` });
     assert.match(unsampled.sent.traceparent!, /-00$/);
+    // An invalid traceparent starts a new trace, and its tracestate is dropped with it.
+    const invalid = await outgoing({ traceparent: `00-${'0'.repeat(32)}-b7ad6b7169203331-01`, tracestate: 'congo=t61rcWkgMzE' });
+    assert.doesNotMatch(invalid.sent.traceparent!, /^00-0{32}-/);
+    assert.equal(invalid.sent.tracestate, undefined);
     const fresh = await outgoing({});
+    assert.equal(fresh.sent.tracestate, undefined);
     const [, freshTrace, freshSpan] = /^00-([0-9a-f]{32})-([0-9a-f]{16})-00$/.exec(fresh.sent.traceparent ?? '') ?? [];
     assert.ok(freshTrace && freshTrace !== traceId && freshSpan, `a new trace: ${fresh.sent.traceparent}`);
     // The request line names the same span the outgoing call points to.

@@ -159,10 +159,21 @@ export function setRoute(route: string): void {
   if (s) s.route = route;
 }
 
-/** W3C trace context headers for an outgoing call made while serving the current request. */
+const PRINTABLE = /^[\x20-\x7e]*$/;
+/**
+ * W3C trace context headers for an outgoing call made while serving the current request: a
+ * traceparent naming this request's span, and the caller's tracestate passed on as received when
+ * its traceparent was accepted (a service that adds no entry of its own forwards it unchanged).
+ */
 export function traceHeaders(): Record<string, string> {
   const s = requestStorage.getStore();
-  return s ? { traceparent: `00-${s.traceId}-${s.spanId}-${s.flags}` } : {};
+  if (!s) return {};
+  const out: Record<string, string> = { traceparent: `00-${s.traceId}-${s.spanId}-${s.flags}` };
+  // Read from the request only here: no field on every request's store for a rare header.
+  const headers = s instanceof RequestContext ? s.req?.headers : undefined;
+  const state = headers?.tracestate;
+  if (typeof state === 'string' && state.length <= 4096 && PRINTABLE.test(state) && parseTraceparent(headers!.traceparent)?.traceId === s.traceId) out.tracestate = state;
+  return out;
 }
 
 // ── trace and span ids: every request's pair is one slice of a string of 64 ready-made request
