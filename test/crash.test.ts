@@ -1,6 +1,7 @@
 // Crash reporters on real loopback sockets and a real crashing process: the webhook retries with
 // backoff, gives up on a refusal, and never holds the exit past the deadline, even when the
-// receiver never answers; the file report is written before the process exits.
+// receiver never answers; the file report is written before the process exits, and the crash
+// directory keeps only the newest reports.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { buildReport, WebhookReporter } from '../src/runtime/crash.ts';
+import { buildReport, FileReporter, listCrashes, WebhookReporter } from '../src/runtime/crash.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'slipway-crash-test-'));
@@ -129,4 +130,23 @@ test('a crashing process with a hanging webhook: the file report is written and 
   } finally {
     await r.close();
   }
+});
+
+test('the file reporter keeps the newest reports only (a crash loop cannot fill the disk)', () => {
+  const dir = path.join(tmp, 'kept');
+  const files = new FileReporter(dir, 3);
+  const written: string[] = [];
+  for (let i = 0; i < 5; i++) {
+    const r = report();
+    r.at = new Date(Date.UTC(2026, 10, 27, 9, 0, i)).toISOString();
+    r.error.message = `crash ${i}`;
+    written.push(path.basename(files.report(r)));
+  }
+  writeFileSync(path.join(dir, 'notes.txt'), 'not a report');
+  files.report(Object.assign(report(), { at: new Date(Date.UTC(2026, 10, 27, 9, 0, 9)).toISOString() }));
+  const left = listCrashes(dir);
+  assert.equal(left.length, 3);
+  assert.deepEqual(left.slice(0, 2).map((c) => c.error), ['Error: crash 3', 'Error: crash 4'], 'the oldest went first');
+  assert.ok(readdirSync(dir).includes('notes.txt'), 'other files are left alone');
+  assert.ok(!readdirSync(dir).includes(written[0]!));
 });

@@ -2,7 +2,7 @@
 // release, Node version, uptime, memory, the worker's last log lines) through every reporter, then
 // the worker exits and the supervisor restarts it. The file reporter is synchronous; the webhook
 // reporter retries with backoff but never holds the exit past the crash deadline.
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { scrub } from './log.ts';
 
@@ -25,17 +25,34 @@ export interface CrashReporter {
   report(report: CrashReport, deadline: number): Promise<unknown> | unknown;
 }
 
-/** Writes log/crash/crash-<time>-<pid>.json (mode 0640). */
+/**
+ * Writes log/crash/crash-<time>-<pid>.json (mode 0640) and keeps the newest `keep` reports (50 by
+ * default, SLIPWAY_CRASH_KEEP): a crash loop under a service manager that restarts the release
+ * again and again must not fill the disk, as the rotated logs cannot.
+ */
 export class FileReporter implements CrashReporter {
   readonly name = 'file';
   lastFile: string | undefined;
-  constructor(readonly dir: string) {}
+  constructor(
+    readonly dir: string,
+    readonly keep = 50,
+  ) {}
   report(r: CrashReport): string {
     mkdirSync(this.dir, { recursive: true });
     const file = path.join(this.dir, `crash-${r.at.replace(/[:.]/g, '-')}-${r.pid}.json`);
     writeFileSync(file, JSON.stringify(r, null, 2) + '\n', { mode: 0o640 });
     this.lastFile = file;
+    this.prune();
     return file;
+  }
+  /** Remove the oldest reports beyond `keep` (their names sort by time). Never fails the crash path. */
+  private prune(): void {
+    try {
+      const names = readdirSync(this.dir).filter((n) => n.startsWith('crash-') && n.endsWith('.json')).sort();
+      for (const n of names.slice(0, Math.max(0, names.length - this.keep))) unlinkSync(path.join(this.dir, n));
+    } catch {
+      // a report that is gone already, or a directory we cannot list: keep crashing cleanly
+    }
   }
 }
 

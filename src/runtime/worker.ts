@@ -80,12 +80,14 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
   let metricsOn: boolean;
   let metricsGc: boolean;
   let requestLog: boolean | { slowMs: number };
+  let crashKeep: number;
   try {
     contextMode = parseContextMode(process.env.SLIPWAY_REQUEST_CONTEXT);
     metricsOn = env.oneOf('SLIPWAY_METRICS', ['on', 'off'], 'on') === 'on';
     metricsGc = env.oneOf('SLIPWAY_METRICS_GC', ['on', 'off'], 'off') === 'on';
     const lines = env.oneOf('SLIPWAY_REQUEST_LOG', ['on', 'off', 'errors'], 'on');
     requestLog = lines === 'errors' ? { slowMs: env.duration('SLIPWAY_REQUEST_LOG_SLOW', '1s') } : lines === 'on';
+    crashKeep = env.int('SLIPWAY_CRASH_KEEP', 50, { min: 1 });
   } catch (err) {
     return failBoot(info, 'config', (err as Error).message);
   }
@@ -95,7 +97,7 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
   const log = createLogger({ name: info.name, version: release.version, level: oneShot ? (process.env.LOG_LEVEL ?? 'warn') : undefined, write: oneShot ? (text) => void process.stderr.write(text) : undefined, file: mode === 'worker' ? logFile() : undefined });
   // Production hooks (issue 6): crash reports, feature flags, tracing. See crash.ts, flags.ts, tracing.ts.
   if (mode === 'worker' || mode === 'standalone') {
-    const reporters: CrashReporter[] = [new FileReporter(path.join(process.env.RELEASE_LOG ?? path.join(root ?? '.', 'log'), 'crash'))];
+    const reporters: CrashReporter[] = [new FileReporter(path.join(process.env.RELEASE_LOG ?? path.join(root ?? '.', 'log'), 'crash'), crashKeep)];
     if (process.env.SLIPWAY_CRASH_WEBHOOK) reporters.push(new WebhookReporter(process.env.SLIPWAY_CRASH_WEBHOOK));
     installCrashHandlers({
       name: info.name,
