@@ -3,7 +3,7 @@
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Pool } from 'undici';
-import { flagsPath, readFlags, writeFlags, type FlagRule } from '../runtime/flags.ts';
+import { flagsPath, readFlags, updateFlags, type FlagRule } from '../runtime/flags.ts';
 import { lastVariantAt, recovery, releasesBetween, summarize, switches, variantsBetween, variantSwitches, windows, type Summary, type Switch, type Window } from './analyze.ts';
 import { startLoad, type LoadResult, type Route, type RunningLoad } from './loadgen.ts';
 import { formatValue, holds, METRICS, type Threshold } from './slo.ts';
@@ -168,10 +168,10 @@ export async function runDrill(o: DrillOptions): Promise<DrillReport> {
   } finally {
     if (o.flag && flagPrev) {
       // Back to exactly what it was (the kill switch left it off; it may have been unset, or on for some keys).
-      const data = readFlags(flagFile);
-      if (flagPrev.rule) data.flags[o.flag.name] = flagPrev.rule;
-      else delete data.flags[o.flag.name];
-      writeFlags(flagFile, data);
+      updateFlags(flagFile, (data) => {
+        if (flagPrev.rule) data.flags[o.flag!.name] = flagPrev.rule;
+        else delete data.flags[o.flag!.name];
+      });
       restored = flagPrev.rule ? describeRule(flagPrev.rule) : 'unset (its default)';
       say(`flag ${o.flag.name} restored: ${restored}`);
     }

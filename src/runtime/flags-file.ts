@@ -1,6 +1,6 @@
 // var/flags.json: the flag rules on disk and how one is evaluated. No OpenFeature here, so the
 // control script (`bin/APP flags`) can use it without loading the SDK.
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 
 export interface FlagRule {
@@ -42,6 +42,71 @@ export function writeFlags(file: string, data: FlagsFile): void {
   renameSync(tmp, file);
 }
 
+/** How long a change waits for another one to finish before it gives up. */
+const LOCK_WAIT_MS = 5000;
+/** A lock older than this is a leftover of a process that was killed mid-change. */
+const LOCK_STALE_MS = 10_000;
+
+/**
+ * Read, change and write the flags file under an exclusive lock (FILE.lock, holding the pid), so
+ * that two changes at once (`flags set a on & flags set b on`, a drill restoring its flag) never
+ * lose one another. The workers only read, and the write itself is atomic (writeFlags).
+ */
+export function updateFlags<T>(file: string, change: (data: FlagsFile) => T): T {
+  mkdirSync(path.dirname(file), { recursive: true });
+  const lock = `${file}.lock`;
+  const until = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
+    try {
+      const fd = openSync(lock, 'wx', 0o644);
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    if (staleLock(lock)) {
+      try {
+        unlinkSync(lock);
+      } catch {
+        // another waiter removed it first
+      }
+      continue;
+    }
+    if (Date.now() > until) throw new Error(`${lock}: another change of the flags has held it for ${LOCK_WAIT_MS / 1000} s; remove the file if no flags command is running`);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+  }
+  try {
+    const data = readFlags(file);
+    const result = change(data);
+    writeFlags(file, data);
+    return result;
+  } finally {
+    try {
+      unlinkSync(lock);
+    } catch {
+      // gone already
+    }
+  }
+}
+
+/** The holder is gone (no such pid) or the lock is older than LOCK_STALE_MS. */
+function staleLock(lock: string): boolean {
+  try {
+    const pid = Number(readFileSync(lock, 'utf8'));
+    if (Number.isInteger(pid) && pid > 0) {
+      try {
+        process.kill(pid, 0);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ESRCH') return true;
+      }
+    }
+    return Date.now() - statSync(lock).mtimeMs > LOCK_STALE_MS;
+  } catch {
+    return false; // just released, or half-written: look again
+  }
+}
+
 /** Parse the CLI's value: on | off | N% | N (0-100). */
 export function parseFlagValue(value: string): Pick<FlagRule, 'state' | 'percent'> {
   const v = value.trim().toLowerCase();
@@ -62,37 +127,33 @@ function checkName(name: string): void {
 /** Apply `set NAME VALUE` / `set NAME --for KEY` to a flags file; returns the new rule. */
 export function setFlag(file: string, name: string, change: { value?: string; forKey?: string }): FlagRule {
   checkName(name);
-  const data = readFlags(file);
-  const prev = data.flags[name];
-  let rule: FlagRule = { state: prev?.state ?? 'off', ...(prev?.percent !== undefined ? { percent: prev.percent } : {}), ...(prev?.for ? { for: [...prev.for] } : {}) };
-  if (change.value !== undefined) {
-    const v = parseFlagValue(change.value);
-    rule = { state: v.state, ...(v.percent !== undefined ? { percent: v.percent } : {}), ...(rule.for && v.state !== 'off' ? { for: rule.for } : {}) };
-  }
-  if (change.forKey !== undefined) {
-    if (!change.forKey || change.forKey.length > 200) throw new Error('--for: the key must be 1 to 200 characters');
-    const keys = new Set(rule.for ?? []);
-    keys.add(change.forKey);
-    rule.for = [...keys];
-    if (rule.state === 'off') {
-      rule.state = 'percent';
-      rule.percent = 0;
+  const v = change.value !== undefined ? parseFlagValue(change.value) : undefined;
+  if (change.forKey !== undefined && (!change.forKey || change.forKey.length > 200)) throw new Error('--for: the key must be 1 to 200 characters');
+  return updateFlags(file, (data) => {
+    const prev = data.flags[name];
+    let rule: FlagRule = { state: prev?.state ?? 'off', ...(prev?.percent !== undefined ? { percent: prev.percent } : {}), ...(prev?.for ? { for: [...prev.for] } : {}) };
+    if (v) rule = { state: v.state, ...(v.percent !== undefined ? { percent: v.percent } : {}), ...(rule.for && v.state !== 'off' ? { for: rule.for } : {}) };
+    if (change.forKey !== undefined) {
+      rule.for = [...new Set([...(rule.for ?? []), change.forKey])];
+      if (rule.state === 'off') {
+        rule.state = 'percent';
+        rule.percent = 0;
+      }
     }
-  }
-  rule.updatedAt = new Date().toISOString();
-  data.flags[name] = rule;
-  writeFlags(file, data);
-  return rule;
+    rule.updatedAt = new Date().toISOString();
+    data.flags[name] = rule;
+    return rule;
+  });
 }
 
 /** Remove a flag's rule (it answers the code's default again); false when it had none. */
 export function unsetFlag(file: string, name: string): boolean {
   checkName(name);
-  const data = readFlags(file);
-  if (!Object.hasOwn(data.flags, name)) return false;
-  delete data.flags[name];
-  writeFlags(file, data);
-  return true;
+  return updateFlags(file, (data) => {
+    if (!Object.hasOwn(data.flags, name)) return false;
+    delete data.flags[name];
+    return true;
+  });
 }
 
 /** FNV-1a of "name:key" into 0..99.99. */
