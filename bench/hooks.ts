@@ -25,6 +25,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
 import { buildRelease } from '../src/build/index.ts';
+import { WORKER_NODE_FLAGS } from '../src/supervisor/worker.ts';
 import { flags } from './lib/args.ts';
 import { runCleanups, tempDir } from './lib/cleanup.ts';
 import { machine, machineLine } from './lib/machine.ts';
@@ -51,7 +52,7 @@ const MODES = {
   'on-async-hooks': { env: { SLIPWAY_REQUEST_CONTEXT: 'async-hooks' }, what: 'defaults, with the context carried by AsyncLocalStorage (async_hooks) instead' },
   errors: { env: { SLIPWAY_REQUEST_LOG: 'errors' }, what: 'defaults, with request lines only for errors (status 400 and up), aborted and slow requests (`SLIPWAY_REQUEST_LOG=errors`): none for GET /hello' },
   // The alternative, as Node teams glue it today (bench/apps/fastify-glue.ts): plain node, no supervisor.
-  'glue-off': { env: { GLUE: 'off' }, plain: true, what: 'the alternative\'s baseline: the same GET /hello (and x-release header) on plain Fastify in a plain node process, no logging, no metrics' },
+  'glue-off': { env: { GLUE: 'off' }, plain: true, what: 'the alternative\'s baseline: the same GET /hello (and x-release header) on plain Fastify in a plain node process (with the node flags a Slipway worker gets: `--no-memory-reducer`), no logging, no metrics' },
   glue: { env: { GLUE: 'on' }, plain: true, baseline: 'glue-off', what: 'the alternative: plain Fastify in a plain node process with its own request logging at info (pino; two lines per request, written with `pino.destination({ sync: false })` to a file) and fastify-metrics 12 with its defaults (route histogram and summary, prom-client\'s default metrics); compared with glue-off. It carries less than `on`: no trace ids, no context through awaits, no release in the lines, no redaction' },
   'glue-log': { env: { GLUE: 'log' }, plain: true, baseline: 'glue-off', what: 'the alternative with its request logging only (no fastify-metrics); compared with glue-off' },
   'glue-metrics': { env: { GLUE: 'metrics' }, plain: true, baseline: 'glue-off', what: 'the alternative with fastify-metrics only (no request logging); compared with glue-off' },
@@ -128,7 +129,8 @@ try {
       byMode[mode] = [];
       for (const name of names(mode)) {
         const env = { ...MODES[mode].env, GLUE_LOG_FILE: path.join(tmp, `${name}${suffix}.log.jsonl`), NODE_ENV: 'production' };
-        byMode[mode].push(await startPlain({ name: name + suffix, script: glueScript, env }, tmp, pin));
+        // The node flags a Slipway worker gets, so that the two stacks differ only in what is measured.
+        byMode[mode].push(await startPlain({ name: name + suffix, script: glueScript, env, nodeFlags: WORKER_NODE_FLAGS }, tmp, pin));
       }
     }
     return byMode;

@@ -77,15 +77,15 @@ export async function startDaemons(sides: Side[], dir: string, pin = pinned): Pr
 }
 
 /**
- * A plain node process as a side (no supervisor): `node SCRIPT` with its env and PORT on
+ * A plain node process as a side (no supervisor): `node FLAGS SCRIPT` with its env and PORT on
  * 127.0.0.1, in a session of its own like a daemon, on CPU 0 when `pin`; its output appended to
  * `dir`/NAME.log. Ready once GET /hello answers 200 (30 s at most).
  */
-export async function startPlain(side: { name: string; script: string; env?: Record<string, string> }, dir: string, pin = pinned): Promise<Daemon> {
+export async function startPlain(side: { name: string; script: string; env?: Record<string, string>; nodeFlags?: readonly string[] }, dir: string, pin = pinned): Promise<Daemon> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}/hello`;
   const fd = openSync(path.join(dir, `${side.name.replace(/[^\w.-]+/g, '-')}.log`), 'a');
-  const args = [process.execPath, side.script];
+  const args = [process.execPath, ...(side.nodeFlags ?? []), side.script];
   const child = spawn(pin ? 'taskset' : args[0]!, pin ? ['-c', '0', ...args] : args.slice(1), {
     env: { ...process.env, HOST: '127.0.0.1', PORT: String(port), ...side.env },
     stdio: ['ignore', fd, fd],
