@@ -28,7 +28,7 @@ export interface CrashReporter {
 /**
  * Writes log/crash/crash-<time>-<pid>.json (mode 0640) and keeps the newest `keep` reports (50 by
  * default, SLIPWAY_CRASH_KEEP): a crash loop under a service manager that restarts the release
- * again and again must not fill the disk, as the rotated logs cannot.
+ * again and again must not fill the disk. The logs are bounded by rotation; the reports by this.
  */
 export class FileReporter implements CrashReporter {
   readonly name = 'file';
