@@ -4,7 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { request } from 'undici';
 import { buildOrders, deploy, freePort, neverLogged, runCleanups, onCleanup, sleep, waitFor, type Deployed } from './helpers/release.ts';
@@ -284,9 +284,23 @@ test('a flag survives a restart and an upgrade; percent and --for rules', async 
   assert.equal(JSON.parse((await app.run(['flags', 'list', '--json'])).stdout).new_pricing, undefined);
   await sleep(600);
   assert.equal(await as('cust-42'), 'classic');
-  const again = await app.run(['flags', 'unset', 'new_pricing']);
+  const again = await app.run(['flags', 'unset', 'new_pricing', '--json']);
   assert.equal(again.code, 0);
-  assert.match(again.stdout, /was not set/);
+  assert.deepEqual(JSON.parse(again.stdout), { name: 'new_pricing', unset: false });
+  const set = await app.run(['flags', 'set', 'other_flag', '40%', '--json']);
+  assert.equal(set.code, 0, set.stderr);
+  assert.deepEqual(JSON.parse(set.stdout).rule.percent, 40);
+  assert.deepEqual(JSON.parse((await app.run(['flags', 'unset', 'other_flag', '--json'])).stdout), { name: 'other_flag', unset: true });
+  // A flags file that is not JSON: the file's problem (exit 1), one line, and it is left as it was.
+  const flagsFile = path.join(app.root, 'var', 'flags.json');
+  const good = readFileSync(flagsFile, 'utf8');
+  writeFileSync(flagsFile, '{"flags": {');
+  const broken = await app.run(['flags', 'set', 'new_pricing', 'on']);
+  assert.equal(broken.code, 1);
+  assert.equal(broken.stderr.trim().split('\n').length, 1);
+  assert.match(broken.stderr, /flags\.json: not valid JSON/);
+  assert.equal(readFileSync(flagsFile, 'utf8'), '{"flags": {');
+  writeFileSync(flagsFile, good);
   const badName = await app.run(['flags', 'unset', '9lives']);
   assert.equal(badName.code, 2);
   assert.equal(badName.stderr.trim().split('\n').length, 1);

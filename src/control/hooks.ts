@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import type { ReleaseRoot } from '../release/layout.ts';
 import { listCrashes } from '../runtime/crash.ts';
-import { flagsPath, readFlags, setFlag, unsetFlag, type FlagRule } from '../runtime/flags-file.ts';
+import { FlagInputError, flagsPath, readFlags, setFlag, unsetFlag, type FlagRule } from '../runtime/flags-file.ts';
 import { ControlError, request } from './client.ts';
 import { table } from './format.ts';
 
@@ -69,14 +69,16 @@ export function hooksCommands(program: Command, rel: ReleaseRoot, name: string, 
     .argument('<name>', 'flag name, e.g. new_pricing')
     .argument('[value]', 'on | off | PERCENT')
     .addOption(new Option('--for <key>', 'turn the flag on for this targeting key (e.g. a customer id)'))
-    .action((flag: string, value: string | undefined, opts: { for?: string }) => {
+    .option('--json', 'print the new rule as JSON')
+    .action((flag: string, value: string | undefined, opts: { for?: string; json?: boolean }) => {
       if (value === undefined && opts.for === undefined) die('flags set: give a value (on, off, PERCENT) or --for KEY', 2);
       try {
         const rule = setFlag(file, flag, { value, forKey: opts.for });
+        if (opts.json) return void process.stdout.write(JSON.stringify({ name: flag, rule }) + '\n');
         const [, state, keys] = show(flag, rule);
         process.stdout.write(`flag ${flag}: ${state}${rule.for?.length && rule.state !== 'on' ? `, and on for ${keys}` : ''} (workers apply it within a second)\n`);
       } catch (err) {
-        die(`flags set: ${(err as Error).message}`, 2);
+        die(`flags set: ${(err as Error).message}`, err instanceof FlagInputError ? 2 : 1);
       }
     });
 
@@ -84,12 +86,14 @@ export function hooksCommands(program: Command, rel: ReleaseRoot, name: string, 
     .command('unset')
     .description("remove a flag's rule: every worker answers the code's default again (within a second)")
     .argument('<name>', 'flag name, e.g. new_pricing')
-    .action((flag: string) => {
+    .option('--json', 'print {"name", "unset"} (unset: false when it was not set)')
+    .action((flag: string, opts: { json?: boolean }) => {
       try {
         const had = unsetFlag(file, flag);
+        if (opts.json) return void process.stdout.write(JSON.stringify({ name: flag, unset: had }) + '\n');
         process.stdout.write(had ? `flag ${flag}: unset, the code's default applies (workers apply it within a second)\n` : `flag ${flag} was not set: nothing to do\n`);
       } catch (err) {
-        die(`flags unset: ${(err as Error).message}`, 2);
+        die(`flags unset: ${(err as Error).message}`, err instanceof FlagInputError ? 2 : 1);
       }
     });
 

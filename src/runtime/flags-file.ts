@@ -15,6 +15,9 @@ export interface FlagsFile {
 }
 
 export const FLAGS_FILE = 'flags.json';
+
+/** A bad flag name, value or key given by the user (the CLI exits 2); other errors are the file's. */
+export class FlagInputError extends Error {}
 export const FLAG_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
 
 export function flagsPath(varDir: string): string {
@@ -29,7 +32,12 @@ export function readFlags(file: string): FlagsFile {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { flags: {} };
     throw err;
   }
-  const parsed = JSON.parse(text) as FlagsFile;
+  let parsed: FlagsFile;
+  try {
+    parsed = JSON.parse(text) as FlagsFile;
+  } catch (err) {
+    throw new Error(`${file}: not valid JSON (${(err as Error).message}); fix it or remove it (no file: every flag answers its default)`);
+  }
   if (!parsed || typeof parsed !== 'object' || typeof parsed.flags !== 'object' || parsed.flags === null) throw new Error(`${file}: expected {"flags": {...}}`);
   return parsed;
 }
@@ -117,18 +125,18 @@ export function parseFlagValue(value: string): Pick<FlagRule, 'state' | 'percent
     const n = Number(m[1]);
     if (n >= 0 && n <= 100) return n === 100 ? { state: 'on' } : { state: 'percent', percent: n };
   }
-  throw new Error(`bad flag value "${value}": expected on, off or a percentage 0-100 (e.g. 25%)`);
+  throw new FlagInputError(`bad flag value "${value}": expected on, off or a percentage 0-100 (e.g. 25%)`);
 }
 
 function checkName(name: string): void {
-  if (!FLAG_NAME.test(name)) throw new Error(`bad flag name "${name}": letters, digits, _ . - (start with a letter, at most 64)`);
+  if (!FLAG_NAME.test(name)) throw new FlagInputError(`bad flag name "${name}": letters, digits, _ . - (start with a letter, at most 64)`);
 }
 
 /** Apply `set NAME VALUE` / `set NAME --for KEY` to a flags file; returns the new rule. */
 export function setFlag(file: string, name: string, change: { value?: string; forKey?: string }): FlagRule {
   checkName(name);
   const v = change.value !== undefined ? parseFlagValue(change.value) : undefined;
-  if (change.forKey !== undefined && (!change.forKey || change.forKey.length > 200)) throw new Error('--for: the key must be 1 to 200 characters');
+  if (change.forKey !== undefined && (!change.forKey || change.forKey.length > 200)) throw new FlagInputError('--for: the key must be 1 to 200 characters');
   return updateFlags(file, (data) => {
     const prev = data.flags[name];
     let rule: FlagRule = { state: prev?.state ?? 'off', ...(prev?.percent !== undefined ? { percent: prev.percent } : {}), ...(prev?.for ? { for: [...prev.for] } : {}) };
