@@ -2,6 +2,7 @@
 // control script (`bin/APP flags`) can use it without loading the SDK.
 import { closeSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
+import { alive } from '../release/process.ts';
 
 export interface FlagRule {
   state: 'on' | 'off' | 'percent';
@@ -102,13 +103,7 @@ export function updateFlags<T>(file: string, change: (data: FlagsFile) => T): T 
 function staleLock(lock: string): boolean {
   try {
     const pid = Number(readFileSync(lock, 'utf8'));
-    if (Number.isInteger(pid) && pid > 0) {
-      try {
-        process.kill(pid, 0);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ESRCH') return true;
-      }
-    }
+    if (Number.isInteger(pid) && pid > 0 && !alive(pid)) return true;
     return Date.now() - statSync(lock).mtimeMs > LOCK_STALE_MS;
   } catch {
     return false; // just released, or half-written: look again
