@@ -23,12 +23,12 @@ interface Span {
 }
 
 const spans: Span[] = [];
-const crashPosts: Array<{ attempt: number; body: { error: { message: string } } }> = [];
+const crashPosts: Array<{ attempt: number; authorization?: string; body: { error: { message: string } } }> = [];
 let crashAttempts = 0;
 let app: Deployed;
 let v110: BuildResult;
 
-const SECRETS = ['S3cretPw-db', 'S3cretPw-str', 'Bearer-Top-Secret-123', 'cookie-secret-456', 'pw-field-789'];
+const SECRETS = ['S3cretPw-db', 'S3cretPw-str', 'Bearer-Top-Secret-123', 'cookie-secret-456', 'pw-field-789', 'hook-token-321'];
 neverLogged(...SECRETS);
 
 async function receiver(): Promise<number> {
@@ -44,7 +44,7 @@ async function receiver(): Promise<number> {
         // The first attempt fails: the reporter must retry.
         crashAttempts++;
         if (crashAttempts === 1) return void res.writeHead(503).end();
-        crashPosts.push({ attempt: crashAttempts, body: JSON.parse(body) });
+        crashPosts.push({ attempt: crashAttempts, authorization: req.headers.authorization, body: JSON.parse(body) });
         res.writeHead(204).end();
       } else res.writeHead(404).end();
     });
@@ -89,6 +89,7 @@ before(async () => {
     OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json',
     OTEL_BSP_SCHEDULE_DELAY: '100',
     SLIPWAY_CRASH_WEBHOOK: `http://127.0.0.1:${port}/crash`,
+    SLIPWAY_CRASH_WEBHOOK_AUTHORIZATION: `Bearer ${SECRETS[5]}`,
     ORDERS_FAULT_BAD_QUERY: '1',
   });
   const r = await app.daemon();
@@ -186,6 +187,7 @@ test('a worker killed by a thrown error: one crash report, one restart, crashes 
   assert.equal(await metric('slipway_worker_restarts_total'), restartsBefore + 1);
   assert.equal(crashPosts.length, 1, 'the webhook got the report after one retry');
   assert.equal(crashPosts[0]!.attempt, 2);
+  assert.equal(crashPosts[0]!.authorization, `Bearer ${SECRETS[5]}`);
   assert.match(crashPosts[0]!.body.error.message, /boom/);
   const table = await app.run(['crashes']);
   assert.match(table.stdout, /boom: thrown on purpose/);

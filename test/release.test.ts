@@ -218,6 +218,12 @@ describe('a deployed tarball, away from the source tree', () => {
     const badSwitch = await rel.run(['start'], { PORT: String(await freePort()), SLIPWAY_REQUEST_LOG: 'of' }, 10_000);
     assert.notEqual(badSwitch.code, 0);
     assert.match(badSwitch.stderr, /^orders: SLIPWAY_REQUEST_LOG: expected one of on, off, errors, got "of"$/m);
+    // A crash webhook that cannot work is a boot error, not a surprise at the first crash; the
+    // URL (often a token itself) is not echoed.
+    const badHook = await rel.run(['start'], { PORT: String(await freePort()), SLIPWAY_CRASH_WEBHOOK: 'ftp://hooks.example/T0KEN-xyz' }, 10_000);
+    assert.notEqual(badHook.code, 0);
+    assert.match(badHook.stderr, /^orders: SLIPWAY_CRASH_WEBHOOK: unsupported scheme "ftp:" \(expected one of http:, https:\)$/m);
+    assert.ok(!badHook.stderr.includes('T0KEN'), 'the URL is not echoed');
   });
 
   it('include_node copies the running node into the release and the bin script uses it', async () => {

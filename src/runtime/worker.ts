@@ -81,6 +81,7 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
   let metricsGc: boolean;
   let requestLog: boolean | { slowMs: number };
   let crashKeep: number;
+  let crashWebhook: { url: string; authorization?: string } | undefined;
   try {
     contextMode = parseContextMode(process.env.SLIPWAY_REQUEST_CONTEXT);
     metricsOn = env.oneOf('SLIPWAY_METRICS', ['on', 'off'], 'on') === 'on';
@@ -88,6 +89,12 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
     const lines = env.oneOf('SLIPWAY_REQUEST_LOG', ['on', 'off', 'errors'], 'on');
     requestLog = lines === 'errors' ? { slowMs: env.duration('SLIPWAY_REQUEST_LOG_SLOW', '1s') } : lines === 'on';
     crashKeep = env.int('SLIPWAY_CRASH_KEEP', 50, { min: 1 });
+    // Checked at boot, not found broken at the first crash. Both may come from files (_FILE): a
+    // webhook URL often is the token itself.
+    if (env.get('SLIPWAY_CRASH_WEBHOOK') !== undefined) {
+      const url = env.url('SLIPWAY_CRASH_WEBHOOK', undefined, { schemes: ['http', 'https'] }).href;
+      crashWebhook = { url, authorization: env.get('SLIPWAY_CRASH_WEBHOOK_AUTHORIZATION') };
+    }
   } catch (err) {
     return failBoot(info, 'config', (err as Error).message);
   }
@@ -98,7 +105,7 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
   // Production hooks (issue 6): crash reports, feature flags, tracing. See crash.ts, flags.ts, tracing.ts.
   if (mode === 'worker' || mode === 'standalone') {
     const reporters: CrashReporter[] = [new FileReporter(path.join(process.env.RELEASE_LOG ?? path.join(root ?? '.', 'log'), 'crash'), crashKeep)];
-    if (process.env.SLIPWAY_CRASH_WEBHOOK) reporters.push(new WebhookReporter(process.env.SLIPWAY_CRASH_WEBHOOK));
+    if (crashWebhook) reporters.push(new WebhookReporter(crashWebhook.url, crashWebhook.authorization ? { headers: { authorization: crashWebhook.authorization } } : {}));
     installCrashHandlers({
       name: info.name,
       version: release.version,
