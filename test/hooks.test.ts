@@ -4,10 +4,10 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { request } from 'undici';
-import { buildOrders, deploy, freePort, neverLogged, runCleanups, onCleanup, sleep, waitFor, type Deployed } from './helpers/release.ts';
+import { buildOrders, deploy, freePort, logFiles, neverLogged, runCleanups, onCleanup, sleep, waitFor, type Deployed } from './helpers/release.ts';
 import type { BuildResult } from '../src/build/index.ts';
 import { startLoad } from './helpers/load.ts';
 
@@ -310,15 +310,7 @@ test('a flag survives a restart and an upgrade; percent and --for rules', async 
 
 test('no secret value in any log file', async () => {
   await sleep(300);
-  const files: string[] = [];
-  const walk = (d: string) => {
-    for (const e of readdirSync(d)) {
-      const p = path.join(d, e);
-      if (statSync(p).isDirectory()) walk(p);
-      else files.push(p);
-    }
-  };
-  walk(path.join(app.root, 'log'));
+  const files = logFiles(app.root);
   assert.ok(files.length >= 2);
   let redactedSeen = 0;
   for (const f of files) {

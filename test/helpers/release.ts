@@ -79,11 +79,15 @@ function urlSecrets(env: NodeJS.ProcessEnv): void {
   }
 }
 
-function scanLogs(root: string): void {
-  const dir = path.join(root, 'log');
-  if (!existsSync(dir)) return;
+/** Every file under a release's log/ (rotated logs, crash reports), at any depth. */
+export function logFiles(root: string): string[] {
   const walk = (d: string): string[] => readdirSync(d).flatMap((e) => (statSync(path.join(d, e)).isDirectory() ? walk(path.join(d, e)) : [path.join(d, e)]));
-  for (const file of walk(dir)) {
+  const dir = path.join(root, 'log');
+  return existsSync(dir) ? walk(dir) : [];
+}
+
+function scanLogs(root: string): void {
+  for (const file of logFiles(root)) {
     const text = readFileSync(file, 'utf8');
     for (const s of secrets) if (text.includes(s)) leaks.push(`"${s}" in ${path.relative(root, file)}`);
   }
