@@ -44,7 +44,7 @@ export function readFlags(file: string): FlagsFile {
 }
 
 /** Write atomically (temp file + rename) so a worker never reads half a file. */
-export function writeFlags(file: string, data: FlagsFile): void {
+function writeFlags(file: string, data: FlagsFile): void {
   mkdirSync(path.dirname(file), { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(tmp, JSON.stringify(data, null, 2) + '\n', { mode: 0o644 });

@@ -8,7 +8,7 @@
 import { statSync } from 'node:fs';
 import { OpenFeature, OpenFeatureEventEmitter, ProviderEvents, type Client, type EvaluationContext, type JsonValue, type Provider, type ResolutionDetails } from '@openfeature/server-sdk';
 
-export { FLAGS_FILE, FLAG_NAME, FlagInputError, flagsPath, readFlags, writeFlags, updateFlags, parseFlagValue, setFlag, unsetFlag, bucket, evaluateRule, type FlagRule, type FlagsFile } from './flags-file.ts';
+export { FLAGS_FILE, FLAG_NAME, FlagInputError, flagsPath, readFlags, updateFlags, parseFlagValue, setFlag, unsetFlag, bucket, evaluateRule, type FlagRule, type FlagsFile } from './flags-file.ts';
 import { flagsPath, readFlags, evaluateRule, type FlagRule, type FlagsFile } from './flags-file.ts';
 
 export class FlagStore {
