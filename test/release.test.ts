@@ -218,6 +218,9 @@ describe('a deployed tarball, away from the source tree', () => {
     const badSwitch = await rel.run(['start'], { PORT: String(await freePort()), SLIPWAY_REQUEST_LOG: 'of' }, 10_000);
     assert.notEqual(badSwitch.code, 0);
     assert.match(badSwitch.stderr, /^orders: SLIPWAY_REQUEST_LOG: expected one of on, off, errors, got "of"$/m);
+    const badContext = await rel.run(['start'], { PORT: String(await freePort()), SLIPWAY_REQUEST_CONTEXT: 'zones' }, 10_000);
+    assert.notEqual(badContext.code, 0);
+    assert.match(badContext.stderr, /^orders: SLIPWAY_REQUEST_CONTEXT: expected one of promises, async-hooks, off, got "zones"$/m);
     // A crash webhook that cannot work is a boot error, not a surprise at the first crash; the
     // URL (often a token itself) is not echoed.
     const badHook = await rel.run(['start'], { PORT: String(await freePort()), SLIPWAY_CRASH_WEBHOOK: 'ftp://hooks.example/T0KEN-xyz' }, 10_000);

@@ -12,7 +12,7 @@ import { bindRequest, currentRequest, instrumentServer, traceHeaders, newIdPair,
 import { createLogger, requestLineText, type RequestLineParts } from '../src/runtime/log.ts';
 import { WorkerMetrics } from '../src/runtime/metrics.ts';
 import { lineSplitter } from '../src/supervisor/logs.ts';
-import { AsyncHooksContextStorage, PromiseContextStorage, parseContextMode } from '../src/runtime/request-storage.ts';
+import { AsyncHooksContextStorage, PromiseContextStorage } from '../src/runtime/request-storage.ts';
 
 type Line = Record<string, unknown>;
 
@@ -76,13 +76,6 @@ for (const [name, make] of storages) {
     });
   });
 }
-
-it('SLIPWAY_REQUEST_CONTEXT values: promises (default), async-hooks, off; anything else is one clear error', () => {
-  assert.equal(parseContextMode(undefined), 'promises');
-  assert.equal(parseContextMode('async-hooks'), 'async-hooks');
-  assert.equal(parseContextMode('off'), 'off');
-  assert.throws(() => parseContextMode('zones'), /^ConfigError: SLIPWAY_REQUEST_CONTEXT: expected one of promises, async-hooks, off, got "zones"$/);
-});
 
 describe('instrumentServer', () => {
   const lines: Line[] = [];

@@ -16,7 +16,6 @@
 // kind of async work, at its cost), and `off` carries no context past the request's first tick.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { promiseHooks } from 'node:v8';
-import { ConfigError } from './env.ts';
 
 export interface ContextStorage<T> {
   getStore(): T | undefined;
@@ -26,7 +25,9 @@ export interface ContextStorage<T> {
   bind<F extends (...args: never[]) => unknown>(fn: F): F;
 }
 
-export type ContextMode = 'promises' | 'async-hooks' | 'off';
+/** SLIPWAY_REQUEST_CONTEXT's values, the default first. */
+export const CONTEXT_MODES = ['promises', 'async-hooks', 'off'] as const;
+export type ContextMode = (typeof CONTEXT_MODES)[number];
 
 const CTX = Symbol('slipway.ctx');
 type Tagged<T> = Promise<unknown> & { [CTX]?: T };
@@ -119,10 +120,4 @@ export class AsyncHooksContextStorage<T> implements ContextStorage<T> {
   bind<F extends (...args: never[]) => unknown>(fn: F): F {
     return AsyncLocalStorage.bind(fn);
   }
-}
-
-export function parseContextMode(value: string | undefined): ContextMode {
-  if (value === undefined || value === '' || value === 'promises' || value === 'on') return 'promises';
-  if (value === 'async-hooks' || value === 'off') return value;
-  throw new ConfigError('SLIPWAY_REQUEST_CONTEXT', `expected one of promises, async-hooks, off, got ${JSON.stringify(value)}`);
 }

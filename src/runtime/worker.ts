@@ -14,7 +14,7 @@ import { Health } from './health.ts';
 import { ConnectionTracker } from './drain.ts';
 import { createLogger, type LogFile, type Logger } from './log.ts';
 import { instrumentServer } from './context.ts';
-import { parseContextMode, type ContextMode } from './request-storage.ts';
+import { CONTEXT_MODES, type ContextMode } from './request-storage.ts';
 import { FileReporter, WebhookReporter, installCrashHandlers, type CrashReporter } from './crash.ts';
 import { MetricsEndpoint, WorkerMetrics } from './metrics.ts';
 import { flags, initFlags } from './flags.ts';
@@ -83,7 +83,7 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
   let crashKeep: number;
   let crashWebhook: { url: string; authorization?: string } | undefined;
   try {
-    contextMode = parseContextMode(process.env.SLIPWAY_REQUEST_CONTEXT);
+    contextMode = env.oneOf('SLIPWAY_REQUEST_CONTEXT', CONTEXT_MODES, 'promises');
     metricsOn = env.oneOf('SLIPWAY_METRICS', ['on', 'off'], 'on') === 'on';
     metricsGc = env.oneOf('SLIPWAY_METRICS_GC', ['on', 'off'], 'off') === 'on';
     const lines = env.oneOf('SLIPWAY_REQUEST_LOG', ['on', 'off', 'errors'], 'on');
