@@ -137,7 +137,7 @@ try {
   };
   let live = await start(opt.fresh ? '-round-1' : '');
 
-  type Run = { rps: number; workerUs: number; supUs: number };
+  type Run = { rps: number; workerUs: number; workerMainUs: number; supUs: number };
   const runs = {} as Record<Mode, Run[]>;
   for (const mode of modes) runs[mode] = [];
   // The off run each mode's run is compared with (same round, same moment).
@@ -151,7 +151,7 @@ try {
       const mine = got.slice(i, i + instances);
       const n = mine.reduce((a, g) => a + g.n, 0);
       const per = (pick: (g: Measured) => number) => mine.reduce((a, g) => a + pick(g) * g.n, 0) / n;
-      runs.push({ rps: n / seconds, workerUs: per((g) => g.pidUs[g.pidUs.length > 1 ? 1 : 0]!), supUs: per((g) => (g.pidUs.length > 1 ? g.pidUs[0]! : 0)) });
+      runs.push({ rps: n / seconds, workerUs: per((g) => g.pidUs[g.pidUs.length > 1 ? 1 : 0]!), workerMainUs: per((g) => g.mainUs[g.mainUs.length > 1 ? 1 : 0]!), supUs: per((g) => (g.pidUs.length > 1 ? g.pidUs[0]! : 0)) });
     }
     return runs;
   };
@@ -164,7 +164,7 @@ try {
   const record = (mode: Mode, r: Run, off: Run | undefined) => {
     runs[mode].push(r);
     if (off) offFor[mode].push(off);
-    process.stderr.write(`round ${runs[mode].length} ${mode.padEnd(15)} ${Math.round(r.rps)} req/s, CPU per request: worker ${r.workerUs.toFixed(1)} µs, supervisor ${r.supUs.toFixed(1)} µs\n`);
+    process.stderr.write(`round ${runs[mode].length} ${mode.padEnd(15)} ${Math.round(r.rps)} req/s, CPU per request: worker ${r.workerUs.toFixed(1)} µs (main thread ${r.workerMainUs.toFixed(1)}), supervisor ${r.supUs.toFixed(1)} µs\n`);
   };
   for (let round = 0; round < opt.rounds; round++) {
     const warm = (round === 0 || opt.fresh) && WARM_UP > 0;
@@ -208,7 +208,7 @@ try {
   const isBaseline = (mode: Mode) => mode === 'off' || modes.some((m) => MODES[m]!.baseline === mode);
   const rows = modes.map((mode) => {
     const vs = (text: () => string) => (isBaseline(mode) ? '—' : text());
-    return `| ${mode} | ${runs[mode].map((r) => Math.round(r.rps)).join(' / ')} | ${vs(() => pcts(perRps(mode)))} | ${vs(() => pcts(perCpu(mode)))} | ${vs(() => headline(mode).toFixed(1) + ' %')} | ${med(mode, 'workerUs').toFixed(1)} | ${MODES[mode]!.plain ? '—' : med(mode, 'supUs').toFixed(1)} |`;
+    return `| ${mode} | ${runs[mode].map((r) => Math.round(r.rps)).join(' / ')} | ${vs(() => pcts(perRps(mode)))} | ${vs(() => pcts(perCpu(mode)))} | ${vs(() => headline(mode).toFixed(1) + ' %')} | ${med(mode, 'workerUs').toFixed(1)} | ${med(mode, 'workerMainUs').toFixed(1)} | ${MODES[mode]!.plain ? '—' : med(mode, 'supUs').toFixed(1)} |`;
   });
   const others = modes.filter((x) => !isBaseline(x) && x !== 'on');
   const defaultModes = 'off,on';
@@ -227,8 +227,8 @@ try {
     '',
     ...modes.map((mode) => `- **${mode}**: ${MODES[mode].what}.`),
     '',
-    `| mode | req/s per round | throughput vs ${plainModes.length ? 'its baseline (off; glue: glue-off)' : 'off'}, same round | req per CPU-second vs ${plainModes.length ? 'its baseline' : 'off'}, same round | cost (median of rounds) | worker CPU µs/req | supervisor CPU µs/req |`,
-    '|---|---|---|---|---|---|---|',
+    `| mode | req/s per round | throughput vs ${plainModes.length ? 'its baseline (off; glue: glue-off)' : 'off'}, same round | req per CPU-second vs ${plainModes.length ? 'its baseline' : 'off'}, same round | cost (median of rounds) | worker CPU µs/req | of it, its main thread | supervisor CPU µs/req |`,
+    '|---|---|---|---|---|---|---|---|',
     ...rows,
     '',
     (`${MODES.on ? `Cost of logging + metrics + context with the defaults: ${verdict('on')}, of GET /hello ${method === 'sequential' ? 'throughput' : 'throughput per CPU-second'}.` : ''}${others.map((x) => (x === 'glue' ? ` The alternative (glue, against glue-off, same rounds): ${verdict('glue', false)}.` : ` ${x}: ${headline(x).toFixed(1)} %.`)).join('')} Load average at the end: ${os.loadavg().map((x) => x.toFixed(1)).join(' / ')}.`).trim(),

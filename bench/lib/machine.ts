@@ -92,8 +92,20 @@ export function memDetail(pid: number): MemDetail | undefined {
 
 /** CPU time (user + system) a pid has used so far, in ms (clock ticks of 10 ms); 0 if gone. */
 export function cpuMs(pid: number): number {
+  return statCpuMs(`/proc/${pid}/stat`);
+}
+
+/**
+ * CPU time of a pid's main thread only (its JavaScript for a node process; V8's GC and compiler
+ * helpers and libuv's pool, which does a node process's file writes, are the other threads).
+ */
+export function mainThreadCpuMs(pid: number): number {
+  return statCpuMs(`/proc/${pid}/task/${pid}/stat`);
+}
+
+function statCpuMs(file: string): number {
   try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    const f = readFileSync(file, 'utf8').split(') ')[1]!.split(' ');
     return (Number(f[11]) + Number(f[12])) * 10;
   } catch {
     return 0;

@@ -10,7 +10,7 @@ import { childPids, freePort } from '../../src/release/process.ts';
 import { ReleaseRoot } from '../../src/release/layout.ts';
 import { permanentVersion } from '../../src/release/releases-file.ts';
 import { alive, killAll, onCleanup, sleep, trackPid, untrackPid } from './cleanup.ts';
-import { cpuMs } from './machine.ts';
+import { cpuMs, mainThreadCpuMs } from './machine.ts';
 
 export interface Side {
   name: string;
@@ -137,21 +137,27 @@ export function wrkCount(url: string, seconds: number, connections: number, pin 
 /** Requests a load generator completed against `url` in `seconds`. */
 export type Load = (url: string, seconds: number) => Promise<number>;
 
-/** A daemon's requests in a round and its CPU per request: all its processes, and each (Daemon.pids order). */
+/**
+ * A daemon's requests in a round and its CPU per request: all its processes, each (Daemon.pids
+ * order), and each process's main thread alone.
+ */
 export interface Measured {
   n: number;
   us: number;
   pidUs: number[];
+  mainUs: number[];
 }
 
 /** Every daemon loaded at once for `seconds` (all of them running); CPU per request over the same window. */
 export async function loadAll(daemons: Daemon[], seconds: number, load: Load): Promise<Measured[]> {
   const cpu0 = daemons.map((d) => d.pids.map(cpuMs));
+  const main0 = daemons.map((d) => d.pids.map(mainThreadCpuMs));
   const counts = await Promise.all(daemons.map((d) => load(d.url, seconds)));
   return daemons.map((d, i) => {
     const n = counts[i]!;
     const pidUs = d.pids.map((pid, k) => ((cpuMs(pid) - cpu0[i]![k]!) * 1000) / n);
-    return { n, us: pidUs.reduce((a, b) => a + b, 0), pidUs };
+    const mainUs = d.pids.map((pid, k) => ((mainThreadCpuMs(pid) - main0[i]![k]!) * 1000) / n);
+    return { n, us: pidUs.reduce((a, b) => a + b, 0), pidUs, mainUs };
   });
 }
 
