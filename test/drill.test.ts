@@ -73,7 +73,7 @@ describe('slipway drill', () => {
       ['drill', 'flag', '--release', rel.bin],
       ['drill', 'flag', '--release', rel.bin, '--flag', 'new_pricing', '--flag-on', 'sometimes'],
     ];
-    const [help, demoHelp, ...results] = await Promise.all([slipway(['drill', '--help']), slipway(['demo', '--help']), ...bad.map((args) => slipway(args))]);
+    const [help, demoHelp, version, ...results] = await Promise.all([slipway(['drill', '--help']), slipway(['demo', '--help']), slipway(['--version']), ...bad.map((args) => slipway(args))]);
     bad.forEach((args, i) => {
       const r = results[i]!;
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
@@ -82,6 +82,8 @@ describe('slipway drill', () => {
     assert.equal(help!.code, 0);
     assert.match(help!.stdout, /--slo/);
     assert.equal(demoHelp!.code, 0);
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    assert.deepEqual([version!.code, version!.stdout], [0, `${pkg.version}\n`]);
   });
 
   test('SLO strings parse k6-style; defaults come from the seed SLO', () => {

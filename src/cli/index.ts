@@ -1,10 +1,14 @@
 // `slipway`: build releases, generate ops files, run drills.
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { BuildError, buildRelease } from '../build/index.ts';
 
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
 const program = new Command('slipway')
   .description('Releases, supervision, zero-downtime upgrades and drills for Node.js services')
+  .version(version, '-V, --version', 'print the slipway version')
   .showSuggestionAfterError()
   .exitOverride();
 
