@@ -43,9 +43,8 @@ export function readFlags(file: string): FlagsFile {
   return parsed;
 }
 
-/** Write atomically (temp file + rename) so a worker never reads half a file. */
+/** Write atomically (temp file + rename) so a worker never reads half a file; updateFlags made the directory. */
 function writeFlags(file: string, data: FlagsFile): void {
-  mkdirSync(path.dirname(file), { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(tmp, JSON.stringify(data, null, 2) + '\n', { mode: 0o644 });
   renameSync(tmp, file);
