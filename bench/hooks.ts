@@ -143,15 +143,16 @@ try {
   // The off run each mode's run is compared with (same round, same moment).
   const offFor = {} as Record<Mode, Run[]>;
   for (const mode of modes) offFor[mode] = [];
-  // Daemon.pids: supervisor, worker (a plain process: only its own, counted as the worker). A
-  // mode's daemons together: requests summed, CPU per request weighted by requests.
+  // Daemon.pids: supervisor, worker (a plain process: only its own, counted as the worker), so the
+  // worker is the last. A mode's daemons together: requests summed, CPU per request weighted by requests.
+  const worker = (xs: number[]) => xs[xs.length - 1]!;
   const asRuns = (got: Measured[], seconds: number): Run[] => {
     const runs: Run[] = [];
     for (let i = 0; i < got.length; i += instances) {
       const mine = got.slice(i, i + instances);
       const n = mine.reduce((a, g) => a + g.n, 0);
       const per = (pick: (g: Measured) => number) => mine.reduce((a, g) => a + pick(g) * g.n, 0) / n;
-      runs.push({ rps: n / seconds, workerUs: per((g) => g.pidUs[g.pidUs.length > 1 ? 1 : 0]!), workerMainUs: per((g) => g.mainUs[g.mainUs.length > 1 ? 1 : 0]!), supUs: per((g) => (g.pidUs.length > 1 ? g.pidUs[0]! : 0)) });
+      runs.push({ rps: n / seconds, workerUs: per((g) => worker(g.pidUs)), workerMainUs: per((g) => worker(g.mainUs)), supUs: per((g) => (g.pidUs.length > 1 ? g.pidUs[0]! : 0)) });
     }
     return runs;
   };
