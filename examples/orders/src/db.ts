@@ -31,10 +31,9 @@ export interface DbHandle {
 export function openDatabase(url: URL | null, varDir: string, poolSize: number, log?: KyselyLogger): DbHandle {
   if (url === null || url.protocol === 'sqlite:') {
     const file = url ? (url.pathname.startsWith('/') ? url.pathname : path.join(varDir, url.pathname)) : path.join(varDir, 'orders.db');
-    const sqlite = new SQLite(file);
+    const sqlite = new SQLite(file, { timeout: BUSY_TIMEOUT_MS });
     // Several workers and the migrate gate share the file.
-    sqlite.pragma('journal_mode = WAL');
-    sqlite.pragma('busy_timeout = 5000');
+    switchToWal(sqlite);
     sqlite.pragma('synchronous = NORMAL');
     return { db: new Kysely<Database>({ dialect: new MigrationSafeSqliteDialect({ database: sqlite }), log }), kind: 'sqlite', describe: `sqlite:${file}` };
   }
@@ -42,6 +41,28 @@ export function openDatabase(url: URL | null, varDir: string, poolSize: number, 
   // An idle client losing its server must not crash the worker; readiness reports it instead.
   pool.on('error', () => undefined);
   return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log }), kind: 'postgres', describe: `postgres://${url.host}${url.pathname}` };
+}
+
+const BUSY_TIMEOUT_MS = 5000;
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Workers opening a new file together each switch it to WAL. SQLite answers one of them BUSY at
+ * once, without calling the busy handler: both hold a shared lock and want an exclusive one, and
+ * waiting could deadlock. That one tries again after a short random pause (boot only, so a
+ * blocking pause is fine), until the busy timeout.
+ */
+function switchToWal(sqlite: SQLite.Database): void {
+  const until = Date.now() + BUSY_TIMEOUT_MS;
+  for (;;) {
+    try {
+      sqlite.pragma('journal_mode = WAL');
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() > until) throw err;
+      Atomics.wait(pause, 0, 0, 5 + Math.random() * 20);
+    }
+  }
 }
 
 /**
