@@ -1,8 +1,9 @@
 // var/flags.json changed by several processes at once: every change lands (the file lock), a lock
-// left by a killed process does not block anyone, and a held lock is waited for.
+// left by a killed process does not block anyone nor lets two changes in at once, and a held lock
+// is waited for.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
@@ -49,6 +50,49 @@ test('a lock left by a process that is gone, or an old one, is taken over', asyn
   assert.equal(unsetFlag(file, 'a'), true);
   assert.deepEqual(Object.keys(readFlags(file).flags), ['b']);
   assert.equal(existsSync(`${file}.lock`), false);
+});
+
+test('a lock left by a process that is gone, with four changes waiting on it: one at a time', async () => {
+  const file = path.join(tmp, 'stale-race', 'flags.json');
+  setFlag(file, 'seed', { value: 'on' });
+  const child = spawn(process.execPath, ['-e', '0']);
+  await new Promise((r) => child.once('exit', r));
+  const journal = path.join(tmp, 'stale-race', 'journal');
+  const rounds = 25;
+  const at = Date.now() + 3000;
+  // Every round: process 0 leaves a dead pid's lock, then all four change the flags at one moment.
+  // Each change notes when it began and ended; no two may overlap.
+  const codes = await Promise.all(
+    [0, 1, 2, 3].map((p) =>
+      run(`import { appendFileSync, writeFileSync } from 'node:fs';
+import { updateFlags } from ${module};
+const sleep = (ms) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
+void (async () => {
+for (let round = 0; round < ${rounds}; round++) {
+  const start = ${at} + round * 250;
+  if (${p} === 0) { await sleep(start - 100 - Date.now()); writeFileSync(${JSON.stringify(file + '.lock')}, '${child.pid}'); }
+  await sleep(start - Date.now());
+  while (Date.now() < start) {}
+  updateFlags(${JSON.stringify(file)}, (data) => {
+    appendFileSync(${JSON.stringify(journal)}, 'begin ${p}\\n');
+    data.flags['p${p}-' + round] = { state: 'on', updatedAt: new Date().toISOString() };
+    const until = Date.now() + 5;
+    while (Date.now() < until) {}
+    appendFileSync(${JSON.stringify(journal)}, 'end ${p}\\n');
+  });
+}
+})();
+`),
+    ),
+  );
+  assert.deepEqual(codes, [0, 0, 0, 0]);
+  const events = readFileSync(journal, 'utf8').trim().split('\n');
+  assert.equal(events.length, 2 * 4 * rounds);
+  for (let i = 0; i < events.length; i += 2) {
+    assert.equal(events[i + 1], events[i]!.replace('begin', 'end'), `a change began inside another: ${events.slice(Math.max(0, i - 2), i + 3).join(', ')}`);
+  }
+  assert.equal(Object.keys(readFlags(file).flags).length, 1 + 4 * rounds, 'every change landed');
+  assert.deepEqual([existsSync(`${file}.lock`), existsSync(`${file}.lock.break`)], [false, false], 'no lock left behind');
 });
 
 test('a held lock is waited for, and a bad value writes nothing', async () => {

@@ -1,6 +1,6 @@
 // var/flags.json: the flag rules on disk and how one is evaluated. No OpenFeature here, so the
 // control script (`bin/APP flags`) can use it without loading the SDK.
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { alive } from '../release/process.ts';
 
@@ -74,11 +74,7 @@ export function updateFlags<T>(file: string, change: (data: FlagsFile) => T): T 
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
     if (staleLock(lock)) {
-      try {
-        unlinkSync(lock);
-      } catch {
-        // another waiter removed it first
-      }
+      breakStaleLock(lock);
       continue;
     }
     if (Date.now() > until) throw new Error(`${lock}: another change of the flags has held it for ${LOCK_WAIT_MS / 1000} s; remove the file if no flags command is running`);
@@ -95,6 +91,34 @@ export function updateFlags<T>(file: string, change: (data: FlagsFile) => T): T 
     } catch {
       // gone already
     }
+  }
+}
+
+/**
+ * Remove a stale lock, one waiter at a time (under FILE.lock.break), and only if it is still stale
+ * then. Without that, two waiters that both saw the dead holder's lock could both remove "it": the
+ * second one removing the new lock the first had just taken, and two changes ran at once.
+ */
+function breakStaleLock(lock: string): void {
+  const breaker = `${lock}.break`;
+  try {
+    closeSync(openSync(breaker, 'wx', 0o644));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    // Another waiter is at it; a breaker left by a process killed in these few lines goes by age.
+    try {
+      if (Date.now() - statSync(breaker).mtimeMs > LOCK_STALE_MS) unlinkSync(breaker);
+    } catch {
+      // just removed
+    }
+    return;
+  }
+  try {
+    if (staleLock(lock)) unlinkSync(lock);
+  } catch {
+    // gone already
+  } finally {
+    rmSync(breaker, { force: true });
   }
 }
 
