@@ -58,30 +58,46 @@ test('a lock left by a process that is gone, with four changes waiting on it: on
   const child = spawn(process.execPath, ['-e', '0']);
   await new Promise((r) => child.once('exit', r));
   const journal = path.join(tmp, 'stale-race', 'journal');
+  const go = path.join(tmp, 'stale-race', 'go');
   const rounds = 25;
-  const at = Date.now() + 3000;
-  // Every round: process 0 leaves a dead pid's lock, then all four change the flags at one moment.
+  // Every round: once every change of the round before has ended, process 0 leaves a dead pid's
+  // lock and names a moment 50 ms ahead (the go file); all four change the flags at that moment.
   // Each change notes when it began and ended; no two may overlap.
   const codes = await Promise.all(
     [0, 1, 2, 3].map((p) =>
-      run(`import { appendFileSync, writeFileSync } from 'node:fs';
+      run(`import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { updateFlags } from ${module};
-const sleep = (ms) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
-void (async () => {
-for (let round = 0; round < ${rounds}; round++) {
-  const start = ${at} + round * 250;
-  if (${p} === 0) { await sleep(start - 100 - Date.now()); writeFileSync(${JSON.stringify(file + '.lock')}, '${child.pid}'); }
-  await sleep(start - Date.now());
-  while (Date.now() < start) {}
-  updateFlags(${JSON.stringify(file)}, (data) => {
-    appendFileSync(${JSON.stringify(journal)}, 'begin ${p}\\n');
-    data.flags['p${p}-' + round] = { state: 'on', updatedAt: new Date().toISOString() };
-    const until = Date.now() + 5;
-    while (Date.now() < until) {}
-    appendFileSync(${JSON.stringify(journal)}, 'end ${p}\\n');
-  });
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const read = (f) => (existsSync(f) ? readFileSync(f, 'utf8') : '');
+async function until(what, ok) {
+  const deadline = Date.now() + 20_000;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error('process ${p} waited 20 s for ' + what);
+    await sleep(2);
+  }
 }
-})();
+void (async () => {
+  for (let round = 0; round < ${rounds}; round++) {
+    if (${p} === 0) {
+      await until('round ' + (round - 1) + ' to end', () => read(${JSON.stringify(journal)}).split('end').length - 1 === 4 * round);
+      writeFileSync(${JSON.stringify(file + '.lock')}, '${child.pid}');
+      writeFileSync(${JSON.stringify(go)}, JSON.stringify({ round, at: Date.now() + 50 }));
+    }
+    await until('round ' + round + ' to begin', () => read(${JSON.stringify(go)}).startsWith('{"round":' + round + ','));
+    const { at } = JSON.parse(read(${JSON.stringify(go)}));
+    while (Date.now() < at) {}
+    updateFlags(${JSON.stringify(file)}, (data) => {
+      appendFileSync(${JSON.stringify(journal)}, 'begin ${p}\\n');
+      data.flags['p${p}-' + round] = { state: 'on', updatedAt: new Date().toISOString() };
+      const busy = Date.now() + 5;
+      while (Date.now() < busy) {}
+      appendFileSync(${JSON.stringify(journal)}, 'end ${p}\\n');
+    });
+  }
+})().catch((err) => {
+  console.error(err.message);
+  process.exitCode = 1;
+});
 `),
     ),
   );
