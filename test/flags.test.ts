@@ -34,7 +34,7 @@ test('four processes setting 40 flags each at the same time: all 160 land', asyn
   assert.equal(existsSync(`${file}.lock`), false, 'no lock left behind');
 });
 
-test('a lock left by a process that is gone, or an old one, is taken over', async () => {
+test('a lock left by a process that is gone, or an old one, is taken over; so is an old breaker', async () => {
   const file = path.join(tmp, 'stale', 'flags.json');
   setFlag(file, 'a', { value: 'on' });
   // A pid that existed and exited.
@@ -50,6 +50,13 @@ test('a lock left by a process that is gone, or an old one, is taken over', asyn
   assert.equal(unsetFlag(file, 'a'), true);
   assert.deepEqual(Object.keys(readFlags(file).flags), ['b']);
   assert.equal(existsSync(`${file}.lock`), false);
+  // A dead pid's lock, and the breaker of a process killed while it broke a lock, 60 s ago.
+  writeFileSync(`${file}.lock`, String(child.pid));
+  writeFileSync(`${file}.lock.break`, '');
+  utimesSync(`${file}.lock.break`, past, past);
+  setFlag(file, 'c', { value: 'on' });
+  assert.deepEqual(Object.keys(readFlags(file).flags).sort(), ['b', 'c']);
+  assert.deepEqual([existsSync(`${file}.lock`), existsSync(`${file}.lock.break`)], [false, false]);
 });
 
 test('a lock left by a process that is gone, with four changes waiting on it: one at a time', async () => {

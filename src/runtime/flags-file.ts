@@ -73,10 +73,8 @@ export function updateFlags<T>(file: string, change: (data: FlagsFile) => T): T 
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
-    if (staleLock(lock)) {
-      breakStaleLock(lock);
-      continue;
-    }
+    // Try again at once after breaking it; wait like any other when another waiter is at it.
+    if (staleLock(lock) && breakStaleLock(lock)) continue;
     if (Date.now() > until) throw new Error(`${lock}: another change of the flags has held it for ${LOCK_WAIT_MS / 1000} s; remove the file if no flags command is running`);
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
   }
@@ -98,8 +96,9 @@ export function updateFlags<T>(file: string, change: (data: FlagsFile) => T): T 
  * Remove a stale lock, one waiter at a time (under FILE.lock.break), and only if it is still stale
  * then. Without that, two waiters that both saw the dead holder's lock could both remove "it": the
  * second one removing the new lock the first had just taken, and two changes ran at once.
+ * False when another waiter holds the breaker.
  */
-function breakStaleLock(lock: string): void {
+function breakStaleLock(lock: string): boolean {
   const breaker = `${lock}.break`;
   try {
     closeSync(openSync(breaker, 'wx', 0o644));
@@ -111,7 +110,7 @@ function breakStaleLock(lock: string): void {
     } catch {
       // just removed
     }
-    return;
+    return false;
   }
   try {
     if (staleLock(lock)) unlinkSync(lock);
@@ -120,6 +119,7 @@ function breakStaleLock(lock: string): void {
   } finally {
     rmSync(breaker, { force: true });
   }
+  return true;
 }
 
 /** The holder is gone (no such pid) or the lock is older than LOCK_STALE_MS. */
