@@ -21,7 +21,7 @@ export type ToWorker =
   /** A worker started with holdAccept: the switch has come, listen on the shared socket now. */
   | { t: 'start-accepting' }
   | { t: 'remote'; id: number; path: string; cookie: string }
-  | { t: 'log-level'; level: string }
+  | { t: 'log-level'; level: LogLevel }
   /** The log file was rotated: open SLIPWAY_LOG_FILE again. */
   | { t: 'log-reopen' }
   | { t: 'metrics-collect'; id: number }
@@ -43,6 +43,10 @@ export type FromWorker =
   /** Writing `bytes` more would take the log file past its size limit: rotate it, then log-reopen. */
   | { t: 'log-full'; bytes: number };
 
+/** pino's levels: LOG_LEVEL, `bin/NAME log-level LEVEL`. */
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
 /** Environment a worker is started with; the runtime reads it, the supervisor writes it. */
 export const WorkerEnv = {
   mode: 'SLIPWAY_MODE', // worker | eval | migrate | standalone
@@ -57,6 +61,8 @@ export const WorkerEnv = {
   /** Set under `daemon`: the worker appends its log lines to this file itself (see supervisor/logs.ts). */
   logFile: 'SLIPWAY_LOG_FILE',
   logMaxBytes: 'SLIPWAY_LOG_FILE_MAX_BYTES',
+  /** The level last set with `bin/NAME log-level`: workers started after it (restarts, upgrades) take it over LOG_LEVEL. */
+  logLevel: 'SLIPWAY_LOG_LEVEL',
 } as const;
 
 /** Control socket request (client → supervisor). One JSON object per line. */

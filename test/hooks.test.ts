@@ -137,12 +137,23 @@ test('a query that fails: its span is exported, ended with the error, under the 
   assert.match(query.status?.message ?? '', /no such table/);
 });
 
-test('log-level debug reaches the workers; metadata and secrets in app log calls', async () => {
+test('log-level debug reaches the workers, and workers started later; metadata and secrets in app log calls', async () => {
+  const typo = await app.run(['log-level', 'loud']);
+  assert.equal(typo.code, 2);
+  assert.match(typo.stderr, /^error: command-argument value 'loud' is invalid for argument 'level'\. Allowed choices are trace, debug, info, warn, error, fatal, silent\.$/m);
   const lv = await app.run(['log-level', 'debug']);
   assert.equal(lv.code, 0, lv.stderr);
   assert.match(lv.stdout, /2 worker\(s\)/);
   const level = await app.run(['rpc', 'Log.level']);
   assert.equal(JSON.parse(level.stdout), 'debug');
+  // New workers (a rolling restart here; a crash or an upgrade alike) keep the level set at runtime.
+  const pidBefore = JSON.parse((await app.run(['rpc', 'process.pid'])).stdout) as number;
+  const restarted = await app.run(['restart']);
+  assert.equal(restarted.code, 0, restarted.stderr);
+  const after = await app.run(['rpc', '[process.pid, Log.level]']);
+  const [pidAfter, levelAfter] = JSON.parse(after.stdout) as [number, string];
+  assert.notEqual(pidAfter, pidBefore, 'a new worker answers');
+  assert.equal(levelAfter, 'debug');
   const calls = [
     `Log.metadata({ region: 'eu-1' })`,
     `Log.error({ order_id: 'o-1', reason: 'card declined' }, 'failed')`,

@@ -221,6 +221,19 @@ describe('a deployed tarball, away from the source tree', () => {
     const badContext = await rel.run(['start'], { PORT: String(await freePort()), SLIPWAY_REQUEST_CONTEXT: 'zones' }, 10_000);
     assert.notEqual(badContext.code, 0);
     assert.match(badContext.stderr, /^orders: SLIPWAY_REQUEST_CONTEXT: expected one of promises, async-hooks, off, got "zones"$/m);
+    // Slipway's other worker settings too: one config line at boot, not a worker that fails after
+    // the app booted and is restarted until the supervisor gives up.
+    const badSettings: Array<[Record<string, string>, RegExp]> = [
+      [{ LOG_LEVEL: 'loud' }, /^orders: LOG_LEVEL: expected one of trace, debug, info, warn, error, fatal, silent, got "loud"$/m],
+      [{ KEEP_ALIVE_TIMEOUT: 'abc' }, /^orders: KEEP_ALIVE_TIMEOUT: expected a duration like 500ms, 30s or 2m, got "abc"$/m],
+      [{ SLIPWAY_METRICS_PATH: 'metrics' }, /^orders: SLIPWAY_METRICS_PATH: expected a path that starts with \/, got "metrics"$/m],
+    ];
+    for (const [env, line] of badSettings) {
+      const bad = await rel.run(['start'], { PORT: String(await freePort()), ...env }, 10_000);
+      assert.notEqual(bad.code, 0, JSON.stringify(env));
+      assert.match(bad.stderr, line);
+      assert.doesNotMatch(bad.stderr, /failed to boot|\n\s+at /, `no restarts, no stack: ${bad.stderr}`);
+    }
     // A crash webhook that cannot work is a boot error, not a surprise at the first crash; the
     // URL (often a token itself) is not echoed.
     const badHook = await rel.run(['start'], { PORT: String(await freePort()), SLIPWAY_CRASH_WEBHOOK: 'ftp://hooks.example/T0KEN-xyz' }, 10_000);

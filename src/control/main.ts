@@ -3,8 +3,8 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { Command, CommanderError, Option } from 'commander';
-import type { SupervisorStatus } from '../protocol.ts';
+import { Argument, Command, CommanderError, Option } from 'commander';
+import { LOG_LEVELS, type SupervisorStatus } from '../protocol.ts';
 import { ReleaseRoot } from '../release/layout.ts';
 import { permanentVersion } from '../release/releases-file.ts';
 import { readCookie } from '../release/cookie.ts';
@@ -247,8 +247,8 @@ program
 
 program
   .command('log-level')
-  .description('change the log level of every worker at runtime')
-  .argument('<level>', 'trace | debug | info | warn | error | fatal | silent')
+  .description('change the log level of every worker at runtime (and of workers started later, until the supervisor stops)')
+  .addArgument(new Argument('<level>', LOG_LEVELS.join(' | ')).choices(LOG_LEVELS))
   .action(async (level: string) => {
     const r = (await call('log-level', { level })) as { workers: number };
     process.stdout.write(`log level ${level} on ${r.workers} worker(s)\n`);

@@ -8,7 +8,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { timingSafeEqual } from 'node:crypto';
 import type { FromWorker, ToWorker, FatalKind } from '../protocol.ts';
-import { WorkerEnv } from '../protocol.ts';
+import { LOG_LEVELS, WorkerEnv, type LogLevel } from '../protocol.ts';
 import { ConfigError, createEnv, type RuntimeConfig } from './env.ts';
 import { Health } from './health.ts';
 import { ConnectionTracker } from './drain.ts';
@@ -75,7 +75,14 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
     if (err instanceof ConfigError) return failBoot(info, 'config', err.message);
     return failBoot(info, 'config', `config/runtime.ts failed: ${(err as Error).message}`);
   }
-  // The production hooks' own switches, checked before anything boots.
+  const oneShot = mode === 'eval' || mode === 'migrate';
+  // Slipway's own settings, checked before anything boots: a bad one is one config line, not a
+  // worker that fails after the app has booted (and is restarted until the supervisor gives up).
+  let logLevel: LogLevel;
+  let metricsPath: string;
+  let keepAliveMs: number;
+  let stopTimeoutMs: number;
+  let drainDelayMs: number;
   let contextMode: ContextMode;
   let metricsOn: boolean;
   let metricsGc: boolean;
@@ -83,6 +90,13 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
   let crashKeep: number;
   let crashWebhook: { url: string; authorization?: string } | undefined;
   try {
+    // eval/migrate print their result on stdout: their logs go to stderr, warnings and up unless LOG_LEVEL says.
+    logLevel = env.oneOf(env.get(WorkerEnv.logLevel) !== undefined ? WorkerEnv.logLevel : 'LOG_LEVEL', LOG_LEVELS, oneShot ? 'warn' : 'info');
+    metricsPath = env.get('SLIPWAY_METRICS_PATH') ?? '/metrics';
+    if (!metricsPath.startsWith('/')) throw new ConfigError('SLIPWAY_METRICS_PATH', `expected a path that starts with /, got ${JSON.stringify(metricsPath)}`);
+    keepAliveMs = env.duration('KEEP_ALIVE_TIMEOUT', 5000);
+    stopTimeoutMs = env.duration(WorkerEnv.stopTimeoutMs, 30_000);
+    drainDelayMs = env.duration(WorkerEnv.drainDelayMs, 0);
     contextMode = env.oneOf('SLIPWAY_REQUEST_CONTEXT', CONTEXT_MODES, 'promises');
     metricsOn = env.oneOf('SLIPWAY_METRICS', ['on', 'off'], 'on') === 'on';
     metricsGc = env.oneOf('SLIPWAY_METRICS_GC', ['on', 'off'], 'off') === 'on';
@@ -99,9 +113,7 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
     return failBoot(info, 'config', (err as Error).message);
   }
 
-  const oneShot = mode === 'eval' || mode === 'migrate';
-  // eval/migrate print their result on stdout: their logs go to stderr, warnings and up unless LOG_LEVEL says.
-  const log = createLogger({ name: info.name, version: release.version, level: oneShot ? (process.env.LOG_LEVEL ?? 'warn') : undefined, write: oneShot ? (text) => void process.stderr.write(text) : undefined, file: mode === 'worker' ? logFile() : undefined });
+  const log = createLogger({ name: info.name, version: release.version, level: logLevel, write: oneShot ? (text) => void process.stderr.write(text) : undefined, file: mode === 'worker' ? logFile() : undefined });
   // Production hooks (issue 6): crash reports, feature flags, tracing. See crash.ts, flags.ts, tracing.ts.
   if (mode === 'worker' || mode === 'standalone') {
     const reporters: CrashReporter[] = [new FileReporter(path.join(process.env.RELEASE_LOG ?? path.join(root ?? '.', 'log'), 'crash'), crashKeep)];
@@ -189,13 +201,9 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
   const metrics = metricsOn ? new WorkerMetrics({ gc: metricsGc }) : undefined;
   const metricsEndpoint = metrics && new MetricsEndpoint(metrics, mode === 'worker' ? (id) => process.connected && process.send!({ t: 'metrics-request', id } satisfies FromWorker) : undefined);
   if (requestLog || metrics || tracer) {
-    const metricsPath = process.env.SLIPWAY_METRICS_PATH ?? '/metrics';
-    instrumentServer(server, { log, requestLog, observer: metrics, tracer, context: contextMode, tracker, intercept: metricsEndpoint && metricsPath ? { path: metricsPath, handle: (_req, res) => metricsEndpoint.handle(res) } : undefined });
+    instrumentServer(server, { log, requestLog, observer: metrics, tracer, context: contextMode, tracker, intercept: metricsEndpoint ? { path: metricsPath, handle: (_req, res) => metricsEndpoint.handle(res) } : undefined });
   }
-  const keepAlive = env.duration('KEEP_ALIVE_TIMEOUT', 5000);
-  server.keepAliveTimeout = keepAlive;
-  const stopTimeoutMs = env.duration(WorkerEnv.stopTimeoutMs, 30_000);
-  const drainDelayMs = env.duration(WorkerEnv.drainDelayMs, 0);
+  server.keepAliveTimeout = keepAliveMs;
 
   health.onChange((r) => void send({ t: 'state', state: r.state, failing: r.ready ? undefined : health.failing() }));
 

@@ -2,7 +2,7 @@
 // One request per connection: a JSON line in; zero or more {"progress"} lines and one result line out.
 import net from 'node:net';
 import { chmodSync, rmSync } from 'node:fs';
-import type { ControlCommand, ControlRequest, ControlResponse } from '../protocol.ts';
+import { LOG_LEVELS, type ControlCommand, type ControlRequest, type ControlResponse, type LogLevel } from '../protocol.ts';
 import type { Supervisor } from './supervisor.ts';
 import { SwitchError } from './errors.ts';
 
@@ -93,7 +93,7 @@ async function handle(sup: Supervisor, req: ControlRequest, progress: (m: string
     }
     case 'log-level': {
       const level = str('level');
-      if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(level)) throw new Error(`bad level "${level}" (trace, debug, info, warn, error, fatal, silent)`);
+      if (!isLogLevel(level)) throw new Error(`bad level "${level}" (${LOG_LEVELS.join(', ')})`);
       return { workers: sup.setLogLevel(level), level };
     }
     case 'metrics':
@@ -111,4 +111,8 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   let diff = 0;
   for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
   return diff === 0;
+}
+
+function isLogLevel(level: string): level is LogLevel {
+  return (LOG_LEVELS as readonly string[]).includes(level);
 }

@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { WorkerEnv, type SupervisorInfo, type SupervisorStatus, type WorkerState } from '../protocol.ts';
+import { WorkerEnv, type LogLevel, type SupervisorInfo, type SupervisorStatus, type WorkerState } from '../protocol.ts';
 import { ReleaseRoot } from '../release/layout.ts';
 import { readReleases, setState, permanentVersion, pruneReleases } from '../release/releases-file.ts';
 import type { Settings } from './settings.ts';
@@ -46,6 +46,8 @@ export class Supervisor {
   private bootFailures = 0;
   private totalRestarts = 0;
   private nextWorkerId = 1;
+  /** Set with `bin/NAME log-level`; workers started later get it too. */
+  private logLevel: LogLevel | undefined;
   private heartTimer: NodeJS.Timeout | undefined;
   private bake: Bake | undefined;
   private events: Array<{ at: string; msg: string }> = [];
@@ -125,7 +127,12 @@ export class Supervisor {
       nodeFlags: this.settings.nodeFlags,
       listenFd: this.listen.fd,
       // Nothing to echo (daemon): workers append their log lines to the file themselves (logs.ts).
-      env: { ...process.env, RELEASE_ROOT: this.rel.root, ...(this.opts.echo || !this.log ? {} : { [WorkerEnv.logFile]: this.log.file, [WorkerEnv.logMaxBytes]: String(this.settings.logMaxBytes) }) },
+      env: {
+        ...process.env,
+        RELEASE_ROOT: this.rel.root,
+        ...(this.opts.echo || !this.log ? {} : { [WorkerEnv.logFile]: this.log.file, [WorkerEnv.logMaxBytes]: String(this.settings.logMaxBytes) }),
+        ...(this.logLevel ? { [WorkerEnv.logLevel]: this.logLevel } : {}),
+      },
       stopTimeoutMs: this.settings.stopTimeoutMs,
       drainDelayMs: this.settings.drainDelayMs,
       heartIntervalMs: this.settings.heartIntervalMs,
@@ -423,7 +430,9 @@ export class Supervisor {
     return { path: sock, pid: w.pid };
   }
 
-  setLogLevel(level: string): number {
+  /** Every worker now, and (remembered until the supervisor stops) every worker started later. */
+  setLogLevel(level: LogLevel): number {
+    this.logLevel = level;
     for (const w of this.workers) w.send({ t: 'log-level', level });
     return this.workers.length;
   }
