@@ -10,6 +10,7 @@ import { request } from 'undici';
 import { buildOrders, deploy, freePort, logFiles, neverLogged, runCleanups, onCleanup, sleep, waitFor, type Deployed } from './helpers/release.ts';
 import type { BuildResult } from '../src/build/index.ts';
 import { startLoad } from './helpers/load.ts';
+import { initTracing } from '../src/runtime/tracing.ts';
 
 after(runCleanups);
 
@@ -25,6 +26,8 @@ interface Span {
 const spans: Span[] = [];
 const crashPosts: Array<{ attempt: number; authorization?: string; body: { error: { message: string } } }> = [];
 let crashAttempts = 0;
+/** While set, the receiver refuses spans (400, which the exporter does not retry). */
+let refuseSpans = false;
 let app: Deployed;
 let v110: BuildResult;
 
@@ -36,7 +39,9 @@ async function receiver(): Promise<number> {
     let body = '';
     req.on('data', (c) => (body += c));
     req.on('end', () => {
-      if (req.url === '/v1/traces') {
+      if (req.url === '/v1/traces' && refuseSpans) {
+        res.writeHead(400, { 'content-type': 'application/json' }).end('{"code":3,"message":"refused by the test"}');
+      } else if (req.url === '/v1/traces') {
         const data = JSON.parse(body) as { resourceSpans: Array<{ scopeSpans: Array<{ spans: Span[] }> }> };
         for (const rs of data.resourceSpans ?? []) for (const ss of rs.scopeSpans ?? []) spans.push(...(ss.spans ?? []));
         res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
@@ -135,6 +140,28 @@ test('a query that fails: its span is exported, ended with the error, under the 
   assert.equal(query.parentSpanId, server.spanId);
   assert.equal(query.status?.code, 2, JSON.stringify(query.status));
   assert.match(query.status?.message ?? '', /no such table/);
+});
+
+test('a span export that fails is a line of the app log, in its format', async () => {
+  refuseSpans = true;
+  try {
+    const r = await get('/hello');
+    assert.equal(r.status, 200);
+    const line = await waitFor('the export error line', () => logLines().find((l) => l.component === 'opentelemetry'));
+    assert.equal(line.level, 'error');
+    assert.match(String(line.msg), /^opentelemetry: /);
+    assert.equal(line.service, 'orders');
+  } finally {
+    refuseSpans = false;
+  }
+});
+
+test('an OTEL_TRACES_EXPORTER name the SDK does not know is a warning, not silence', async () => {
+  const warnings: string[] = [];
+  const quiet = () => undefined;
+  const log = { warn: (_f: object, msg: string) => void warnings.push(msg), error: quiet, info: quiet, debug: quiet, trace: quiet };
+  assert.equal(await initTracing({ name: 'orders', version: '1.0.0', log }, { OTEL_TRACES_EXPORTER: 'otlp-http' }), undefined);
+  assert.deepEqual(warnings, ['OTEL_TRACES_EXPORTER: no exporter named "otlp-http" (otlp, console, zipkin, none); traces are not exported']);
 });
 
 test('log-level debug reaches the workers, and workers started later; metadata and secrets in app log calls', async () => {

@@ -3,15 +3,53 @@
 // only when the standard variables ask for it: OTEL_TRACES_EXPORTER=otlp|console, or
 // OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT set with OTEL_TRACES_EXPORTER unset; never with
 // OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none. With export off no span objects are made.
+// OTel's own messages (an export that failed, an exporter name it does not know) become log lines
+// of the app's log, at the level OTEL_LOG_LEVEL asks (warn by default).
 import type { IncomingMessage } from 'node:http';
-import { SpanKind, SpanStatusCode, context, propagation, trace, type Span, type Tracer } from '@opentelemetry/api';
+import { DiagLogLevel, SpanKind, SpanStatusCode, context, diag, propagation, trace, type DiagLogger, type Span, type Tracer } from '@opentelemetry/api';
 import type { RequestTracer } from './context.ts';
+
+const EXPORTERS = ['otlp', 'console', 'zipkin', 'none'];
+
+function tracesExporters(env: NodeJS.ProcessEnv): string[] {
+  return (env.OTEL_TRACES_EXPORTER ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+}
 
 export function tracingRequested(env: NodeJS.ProcessEnv = process.env): boolean {
   if ((env.OTEL_SDK_DISABLED ?? '').trim().toLowerCase() === 'true') return false;
-  const exporters = (env.OTEL_TRACES_EXPORTER ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
-  if (exporters.length) return !exporters.includes('none') && exporters.some((e) => e === 'otlp' || e === 'console' || e === 'zipkin');
+  const exporters = tracesExporters(env);
+  if (exporters.length) return !exporters.includes('none') && exporters.some((e) => e !== 'none' && EXPORTERS.includes(e));
   return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
+}
+
+/** Where OTel's messages go: the app's logger (pino's methods). */
+export type TracingLog = Record<'error' | 'warn' | 'info' | 'debug' | 'trace', (fields: object, msg: string) => void>;
+
+/** A collector that is down is news once a while, not at every batch: warnings and errors at most this often. */
+const REPEAT_MS = 60_000;
+
+/** OTel's diagnostics as log lines ("opentelemetry: …"), repeated warnings and errors held back (counted in `held_back`). */
+function diagToLog(log: TracingLog): DiagLogger {
+  let lastLoud = -Infinity;
+  let heldBack = 0;
+  const to =
+    (level: keyof TracingLog) =>
+    (message: string, ...args: unknown[]): void => {
+      if (level === 'warn' || level === 'error') {
+        const now = Date.now();
+        if (now - lastLoud < REPEAT_MS) return void heldBack++;
+        lastLoud = now;
+      }
+      const detail = args.map((a) => (a instanceof Error ? a.message : typeof a === 'string' ? a : JSON.stringify(a))).join(' ');
+      log[level]({ component: 'opentelemetry', ...(detail ? { detail } : {}), ...(heldBack ? { held_back: heldBack } : {}) }, `opentelemetry: ${message}`);
+      if (level === 'warn' || level === 'error') heldBack = 0;
+    };
+  return { error: to('error'), warn: to('warn'), info: to('info'), debug: to('debug'), verbose: to('trace') };
+}
+
+function diagLevel(raw: string | undefined): DiagLogLevel {
+  const levels: Record<string, DiagLogLevel> = { none: DiagLogLevel.NONE, error: DiagLogLevel.ERROR, warn: DiagLogLevel.WARN, info: DiagLogLevel.INFO, debug: DiagLogLevel.DEBUG, verbose: DiagLogLevel.VERBOSE, all: DiagLogLevel.ALL };
+  return levels[(raw ?? '').trim().toLowerCase()] ?? DiagLogLevel.WARN;
 }
 
 let tracer: Tracer | undefined;
@@ -20,10 +58,13 @@ let shutdownFn: (() => Promise<void>) | undefined;
 export interface TracingInfo {
   name: string;
   version: string;
+  log?: TracingLog;
 }
 
 /** Start the OTel Node SDK when asked to (see above). Returns a request tracer, or undefined. */
 export async function initTracing(info: TracingInfo, env: NodeJS.ProcessEnv = process.env): Promise<RequestTracer | undefined> {
+  const unknown = tracesExporters(env).filter((e) => !EXPORTERS.includes(e));
+  if (unknown.length) info.log?.warn({ component: 'opentelemetry', OTEL_TRACES_EXPORTER: env.OTEL_TRACES_EXPORTER }, `OTEL_TRACES_EXPORTER: no exporter named ${unknown.map((e) => JSON.stringify(e)).join(', ')} (${EXPORTERS.join(', ')})${tracingRequested(env) ? '' : '; traces are not exported'}`);
   if (!tracingRequested(env)) return undefined;
   // Only traces are ours to turn on; metrics and logs exporters stay off unless asked for.
   env.OTEL_METRICS_EXPORTER ??= 'none';
@@ -31,13 +72,19 @@ export async function initTracing(info: TracingInfo, env: NodeJS.ProcessEnv = pr
   if (!env.OTEL_TRACES_EXPORTER) env.OTEL_TRACES_EXPORTER = 'otlp';
   // Loaded only now (a lazy chunk of the release bundle). These are CommonJS packages: in a
   // split ESM bundle their exports may sit on `default`.
-  const { NodeSDK } = cjs(await import('@opentelemetry/sdk-node'));
+  const { NodeSDK, core } = cjs(await import('@opentelemetry/sdk-node'));
   const { resourceFromAttributes } = cjs(await import('@opentelemetry/resources'));
   const sdk = new NodeSDK({
     serviceName: env.OTEL_SERVICE_NAME ?? info.name,
     resource: resourceFromAttributes({ 'service.version': info.version, 'service.instance.id': `${process.pid}` }),
     instrumentations: [],
   });
+  // After the SDK, which sets a console logger of its own when OTEL_LOG_LEVEL is set.
+  if (info.log) {
+    diag.setLogger(diagToLog(info.log), { logLevel: diagLevel(env.OTEL_LOG_LEVEL), suppressOverrideMessage: true });
+    // Failed exports come here; the default handler would log the error as a JSON string.
+    core.setGlobalErrorHandler((err: unknown) => diag.error(err instanceof Error ? err.message : String(err)));
+  }
   sdk.start();
   shutdownFn = () => sdk.shutdown();
   tracer = trace.getTracer('slipway', info.version);

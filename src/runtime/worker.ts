@@ -127,7 +127,7 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
     });
   }
   initFlags(release.varDir);
-  const tracer = mode === 'worker' || mode === 'standalone' ? await initTracing({ name: info.name, version: release.version }) : undefined;
+  const tracer = mode === 'worker' || mode === 'standalone' ? await initTracing({ name: info.name, version: release.version, log }) : undefined;
   const health = new Health({ info: { release: release.version } });
   const hooks: Array<{ name: string; fn: () => unknown }> = [{ name: 'tracing', fn: shutdownTracing }];
   const ctx: AppContext<C> = {
