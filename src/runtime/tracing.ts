@@ -72,8 +72,9 @@ export async function initTracing(info: TracingInfo, env: NodeJS.ProcessEnv = pr
   if (!env.OTEL_TRACES_EXPORTER) env.OTEL_TRACES_EXPORTER = 'otlp';
   // Loaded only now (a lazy chunk of the release bundle). These are CommonJS packages: in a
   // split ESM bundle their exports may sit on `default`.
-  const { NodeSDK, core } = cjs(await import('@opentelemetry/sdk-node'));
-  const { resourceFromAttributes } = cjs(await import('@opentelemetry/resources'));
+  // sdk-node re-exports core and resources: no undeclared dependency on them.
+  const { NodeSDK, core, resources } = cjs(await import('@opentelemetry/sdk-node'));
+  const { resourceFromAttributes } = resources;
   const sdk = new NodeSDK({
     serviceName: env.OTEL_SERVICE_NAME ?? info.name,
     resource: resourceFromAttributes({ 'service.version': info.version, 'service.instance.id': `${process.pid}` }),
