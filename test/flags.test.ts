@@ -9,6 +9,7 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { readFlags, setFlag, unsetFlag } from '../src/runtime/flags-file.ts';
+import { FlagStore } from '../src/runtime/flags.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'slipway-flags-test-'));
@@ -136,4 +137,37 @@ test('a held lock is waited for, and a bad value writes nothing', async () => {
   assert.throws(() => setFlag(file, 'a', { value: 'sometimes' }), /bad flag value/);
   assert.equal(JSON.stringify(readFlags(file)), before);
   assert.equal(existsSync(`${file}.lock`), false);
+});
+
+test('a worker\'s flags file edited into bad JSON: the last good flags stay, one warning each time it turns bad', async () => {
+  const file = path.join(tmp, 'watched', 'flags.json');
+  setFlag(file, 'new_pricing', { value: 'on' });
+  const warnings: string[] = [];
+  const store = new FlagStore(file, (m) => warnings.push(m));
+  assert.equal(store.enabled('new_pricing'), true);
+  // A new mtime and size each time, as an editor's save gives.
+  const rewrite = (text: string) => {
+    writeFileSync(file, text);
+    const t = new Date(Date.now() + Math.floor(Math.random() * 1e6));
+    utimesSync(file, t, t);
+  };
+  rewrite('{"flags": {"new_pricing": {"state": "off"');
+  store.reload();
+  store.reload();
+  rewrite('{"flags": {"new_pricing": {"state": "of');
+  store.reload();
+  assert.equal(store.enabled('new_pricing'), true, 'still the last good rule');
+  assert.equal(warnings.length, 2, warnings.join('\n'));
+  assert.match(warnings[0]!, /flags\.json: not valid JSON \(.+\); fix it or remove it .*; the last good flags stay in force$/);
+  rewrite(JSON.stringify({ flags: { new_pricing: { state: 'off', updatedAt: new Date().toISOString() } } }));
+  store.reload();
+  assert.equal(store.enabled('new_pricing'), false, 'the fixed file applies');
+  rewrite('not json');
+  store.reload();
+  assert.equal(warnings.length, 3, 'bad again: told again');
+  // A worker that boots on a bad file has no last good flags: every flag answers its default.
+  const fresh: string[] = [];
+  const booted = new FlagStore(file, (m) => fresh.push(m));
+  assert.equal(booted.enabled('new_pricing', undefined, true), true);
+  assert.match(fresh[0]!, /every flag answers its default until then$/);
 });

@@ -18,7 +18,11 @@ export class FlagStore {
   private listeners: Array<(names: string[]) => void> = [];
   lastError: string | undefined;
 
-  constructor(readonly file: string) {
+  /** `warn`: told once each time the file turns bad (a hand edit gone wrong), not at every poll. */
+  constructor(
+    readonly file: string,
+    private readonly warn?: (message: string) => void,
+  ) {
     this.reload();
   }
 
@@ -42,7 +46,9 @@ export class FlagStore {
       return changed.length > 0;
     } catch (err) {
       // Keep serving the last good flags; a half-edited file by hand must not flip anything.
-      this.lastError = (err as Error).message;
+      const message = (err as Error).message;
+      if (message !== this.lastError) this.warn?.(`${message}; ${this.sig === '' ? 'every flag answers its default until then' : 'the last good flags stay in force'}`);
+      this.lastError = message;
       return false;
     }
   }
@@ -105,9 +111,9 @@ export class FileFlagProvider implements Provider {
 let active: FlagStore | undefined;
 
 /** Called by the worker at boot: load var/flags.json, watch it, register the OpenFeature provider. */
-export function initFlags(varDir: string, pollMs = 250): FlagStore {
+export function initFlags(varDir: string, pollMs = 250, warn?: (message: string) => void): FlagStore {
   active?.stop();
-  const store = new FlagStore(flagsPath(varDir));
+  const store = new FlagStore(flagsPath(varDir), warn);
   store.watch(pollMs);
   active = store;
   OpenFeature.setProvider(new FileFlagProvider(store));

@@ -126,7 +126,7 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
       notify: (r, file) => send({ t: 'fatal', kind: 'crash', message: `${r.error.name}: ${r.error.message}${file ? ` (report: ${root ? path.relative(root, file) : file})` : ''}` }),
     });
   }
-  initFlags(release.varDir);
+  initFlags(release.varDir, undefined, (message) => log.warn({ component: 'flags' }, `flags: ${message}`));
   const tracer = mode === 'worker' || mode === 'standalone' ? await initTracing({ name: info.name, version: release.version, log }) : undefined;
   const health = new Health({ info: { release: release.version } });
   const hooks: Array<{ name: string; fn: () => unknown }> = [{ name: 'tracing', fn: shutdownTracing }];
