@@ -12,6 +12,7 @@ import { bindRequest, currentRequest, instrumentServer, traceHeaders, newIdPair,
 import { createLogger, requestLineText, type RequestLineParts } from '../src/runtime/log.ts';
 import { WorkerMetrics } from '../src/runtime/metrics.ts';
 import { lineSplitter } from '../src/supervisor/logs.ts';
+import { toJson } from '../src/runtime/worker.ts';
 import { AsyncHooksContextStorage, PromiseContextStorage } from '../src/runtime/request-storage.ts';
 
 type Line = Record<string, unknown>;
@@ -625,4 +626,20 @@ describe('ConnectionTracker', () => {
     await sleep(20);
     assert.equal(tracker.inFlightCount, 0);
   });
+});
+
+it('rpc answers: a back-reference is "[Circular]", a shared one is written twice; Map, Set, BigInt and Error are shown', () => {
+  const shared = { n: 1 };
+  const loop: Record<string, unknown> = { name: 'loop', shared, again: shared };
+  loop.self = loop;
+  loop.list = [loop, new Map([['k', loop]])];
+  assert.deepEqual(JSON.parse(toJson(loop)), {
+    name: 'loop',
+    shared: { n: 1 },
+    again: { n: 1 },
+    self: '[Circular]',
+    list: ['[Circular]', { k: '[Circular]' }],
+  });
+  assert.deepEqual(JSON.parse(toJson({ big: 10n, set: new Set([1, 2]), err: new TypeError('bad') })), { big: '10', set: [1, 2], err: { name: 'TypeError', message: 'bad' } });
+  assert.equal(toJson(undefined), 'null');
 });

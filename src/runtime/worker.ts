@@ -362,13 +362,20 @@ export async function evaluate(expr: string, scope: Record<string, unknown>): Pr
 }
 
 export function toJson(value: unknown): string {
+  // The objects above the one being written: a reference back to one of them is "[Circular]" (rpc
+  // answers with what it can show instead of failing on a back-pointer, as inspect would).
+  const ancestors: unknown[] = [];
   return JSON.stringify(
     value,
-    (_k, v) => {
+    function (this: unknown, _k, v: unknown) {
       if (typeof v === 'bigint') return v.toString();
-      if (v instanceof Map) return Object.fromEntries(v);
-      if (v instanceof Set) return [...v];
-      if (v instanceof Error) return { name: v.name, message: v.message };
+      if (v instanceof Map) v = Object.fromEntries(v);
+      else if (v instanceof Set) v = [...v];
+      else if (v instanceof Error) return { name: v.name, message: v.message };
+      if (typeof v !== 'object' || v === null) return v;
+      while (ancestors.length > 0 && ancestors[ancestors.length - 1] !== this) ancestors.pop();
+      if (ancestors.includes(v)) return '[Circular]';
+      ancestors.push(v);
       return v;
     },
     2,
