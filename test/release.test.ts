@@ -201,6 +201,22 @@ describe('a deployed tarball, away from the source tree', () => {
     assert.equal(badPort.stderr.trim().split('\n').length, 1, badPort.stderr);
     assert.match(badPort.stderr, /^orders: PORT: expected an integer, got "abc"\n$/);
 
+    // A port another process listens on: one line, for start and for daemon, not a release that
+    // "started" on a random port (libuv reports EADDRINUSE of bind(2) only at listen(2)).
+    const holder = net.createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    try {
+      const busy = String((holder.address() as net.AddressInfo).port);
+      for (const cmd of ['start', 'daemon']) {
+        const r = await rel.run([cmd], { PORT: busy }, 10_000);
+        assert.equal(r.code, 1, `${cmd}: ${r.stdout}${r.stderr}`);
+        assert.equal(r.stderr, `orders: PORT: cannot bind 127.0.0.1:${busy}: EADDRINUSE (address already in use)\n`, cmd);
+      }
+      assert.equal((await rel.run(['pid'])).code, 3, 'nothing left running');
+    } finally {
+      await new Promise((resolve) => holder.close(resolve));
+    }
+
     const t1 = Date.now();
     const badDb = await rel.run(['start'], { PORT: String(await freePort()), DATABASE_URL: 'mysql://u:p@localhost/db' }, 10_000);
     assert.notEqual(badDb.code, 0);

@@ -35,11 +35,20 @@ export async function bindListenSocket(host: string, port: number, env: NodeJS.P
     }
   }
   const handle = createServerHandle(address, port, net.isIP(address));
-  if (typeof handle === 'number') {
-    const code = handle === -98 ? 'EADDRINUSE (address already in use)' : handle === -13 ? 'EACCES (permission denied)' : `error ${handle}`;
-    throw new Error(`PORT: cannot bind ${address}:${port}: ${code}`);
-  }
+  if (typeof handle === 'number') throw bindError(address, port, handle);
+  // libuv holds back EADDRINUSE from bind(2) until listen(2) (its "delayed error"), and the
+  // supervisor never listens: getsockname reports it. Unchecked, the workers' listen(2) bound the
+  // unbound socket to a random port, and the release "started" somewhere nobody looked.
   const out: Record<string, unknown> = {};
-  handle.getsockname(out);
-  return { fd: handle.fd, host: address, port: Number(out.port), activated: false, close: () => handle.close() };
+  const err = handle.getsockname(out);
+  if (err !== 0 || typeof out.port !== 'number') {
+    handle.close();
+    throw bindError(address, port, err || -98);
+  }
+  return { fd: handle.fd, host: address, port: out.port, activated: false, close: () => handle.close() };
+}
+
+function bindError(address: string, port: number, code: number): Error {
+  const what = code === -98 ? 'EADDRINUSE (address already in use)' : code === -13 ? 'EACCES (permission denied)' : `error ${code}`;
+  return new Error(`PORT: cannot bind ${address}:${port}: ${what}`);
 }
