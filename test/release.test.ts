@@ -82,6 +82,24 @@ describe('release artifact', () => {
     const { execFileSync } = await import('node:child_process');
     execFileSync('dash', ['-n', path.join(build.releaseRoot, 'bin/orders')]);
   });
+
+  it('the CLI as the README gives it: `slipway release --version V` builds V (not slipway\'s own --version)', async () => {
+    const { execFile } = await import('node:child_process');
+    const out = tempDir('slipway-cli-release-');
+    const run = (args: string[]) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+        execFile(process.execPath, [path.join(REPO, 'bin', 'slipway.js'), ...args], { cwd: REPO, timeout: 120_000 }, (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: unknown }).code ?? 1) : 0, stdout, stderr })),
+      );
+    const r = await run(['release', '--version', '9.9.9-cli', '-C', 'examples/orders', '--out', out, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const built = JSON.parse(r.stdout) as { version: string; tarball: string };
+    assert.equal(built.version, '9.9.9-cli');
+    assert.equal(built.tarball, path.join(out, 'orders-9.9.9-cli.tar.gz'));
+    assert.ok(statSync(path.join(out, 'rel/orders/releases/9.9.9-cli/app/app.mjs')));
+    // Before the command, --version is slipway's.
+    const own = await run(['--version']);
+    assert.equal(own.stdout, `${(JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string }).version}\n`);
+  });
 });
 
 describe('a deployed tarball, away from the source tree', () => {

@@ -9,6 +9,8 @@ const { version } = JSON.parse(readFileSync(new URL('../../package.json', import
 const program = new Command('slipway')
   .description('Releases, supervision, zero-downtime upgrades and drills for Node.js services')
   .version(version, '-V, --version', 'print the slipway version')
+  // slipway's own options only before the command: `slipway release --version 1.1.0` is the release's.
+  .enablePositionalOptions()
   .showSuggestionAfterError()
   .exitOverride();
 
