@@ -18,7 +18,7 @@ function tracesExporters(env: NodeJS.ProcessEnv): string[] {
 export function tracingRequested(env: NodeJS.ProcessEnv = process.env): boolean {
   if ((env.OTEL_SDK_DISABLED ?? '').trim().toLowerCase() === 'true') return false;
   const exporters = tracesExporters(env);
-  if (exporters.length) return !exporters.includes('none') && exporters.some((e) => e !== 'none' && EXPORTERS.includes(e));
+  if (exporters.length) return !exporters.includes('none') && exporters.some((e) => EXPORTERS.includes(e));
   return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
 }
 
