@@ -4,7 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { alive, buildOrders, childPids, deploy, freePort, onCleanup, REPO, runCleanups, tempDir, type Deployed } from './helpers/release.ts';
@@ -60,6 +60,8 @@ describe('slipway drill', () => {
   });
 
   test('usage errors: one line and exit 2', async () => {
+    const notADir = path.join(reports, 'a-file');
+    writeFileSync(notADir, '');
     const bad = [
       ['drill', 'explode', '--release', rel.bin],
       ['drill', 'kill', '--release', rel.bin, '--slo', 'p95<<3'],
@@ -72,7 +74,12 @@ describe('slipway drill', () => {
       ['drill', 'kill', '--release', rel.bin, '--kill-target', 'everything'],
       ['drill', 'flag', '--release', rel.bin],
       ['drill', 'flag', '--release', rel.bin, '--flag', 'new_pricing', '--flag-on', 'sometimes'],
+      // A report directory that cannot take files: refused before the drill touches the release.
+      ['drill', 'kill', '--release', rel.bin, '--report-dir', path.join(notADir, 'reports')],
+      ['demo', '--report-dir', path.join(notADir, 'reports')],
     ];
+    const restarts = async () => (JSON.parse((await rel.run(['status', '--json'])).stdout) as { restarts: number }).restarts;
+    const restartsBefore = await restarts();
     const [help, demoHelp, version, ...results] = await Promise.all([slipway(['drill', '--help']), slipway(['demo', '--help']), slipway(['--version']), ...bad.map((args) => slipway(args))]);
     bad.forEach((args, i) => {
       const r = results[i]!;
@@ -84,6 +91,8 @@ describe('slipway drill', () => {
     assert.equal(demoHelp!.code, 0);
     const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
     assert.deepEqual([version!.code, version!.stdout], [0, `${pkg.version}\n`]);
+    assert.match(results[bad.length - 2]!.stderr, /^slipway drill: --report-dir: cannot write reports to .*a-file\/reports \(ENOTDIR\)\n$/);
+    assert.equal(await restarts(), restartsBefore, 'no worker was killed');
   });
 
   test('SLO strings parse k6-style; defaults come from the seed SLO', () => {

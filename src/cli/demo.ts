@@ -13,7 +13,7 @@ import * as tar from 'tar';
 import { buildRelease } from '../build/index.ts';
 import { printVerdicts, EXIT_FAILED } from '../drill/cli.ts';
 import { DEFAULT_MIX, parseMix } from '../drill/loadgen.ts';
-import { writeReport } from '../drill/report.ts';
+import { prepareReportDir, writeReport } from '../drill/report.ts';
 import { runDrill } from '../drill/run.ts';
 import { DEFAULT_SLOS, FLAG_SLO, resolveSlos } from '../drill/slo.ts';
 import { Target } from '../drill/target.ts';
@@ -151,6 +151,12 @@ export function register(program: Command): void {
       const rate = Number(opts.rate);
       if (!Number.isInteger(rate) || rate < 1) {
         process.stderr.write(`slipway demo: --rate: expected an integer >= 1, got "${opts.rate}"\n`);
+        process.exit(2);
+      }
+      try {
+        prepareReportDir(path.resolve(opts.reportDir));
+      } catch (err) {
+        process.stderr.write(`slipway demo: ${(err as Error).message}\n`);
         process.exit(2);
       }
       const code = await runDemo({ app: path.join(REPO, 'examples', 'orders'), reportDir: path.resolve(opts.reportDir), keep: opts.keep, json: opts.json, rate });

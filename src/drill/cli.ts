@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { parseDuration } from '../runtime/env.ts';
 import { DEFAULT_MIX, parseMix } from './loadgen.ts';
-import { writeReport } from './report.ts';
+import { prepareReportDir, writeReport } from './report.ts';
 import { DrillError, runDrill, SCENARIOS, verdictTable, type DrillReport, type EventSpec, type Scenario } from './run.ts';
 import { DEFAULT_SLOS, FLAG_SLO, METRICS, resolveSlos, SloError } from './slo.ts';
 import { Target } from './target.ts';
@@ -143,6 +143,11 @@ export function register(program: Command): void {
           timeoutMs: dur(o.timeout, '--timeout'),
         };
         eventsFor(scenario, o, '?'); // usage errors before touching the release
+        try {
+          prepareReportDir(path.resolve(o.reportDir));
+        } catch (err) {
+          usage((err as Error).message);
+        }
         let target: Target;
         try {
           target = new Target(o.release);

@@ -3,5 +3,5 @@ export { startLoad, parseMix, DEFAULT_MIX, assertLoopback, type LoadOptions, typ
 export { windows, summarize, switches, recovery, WINDOW_MS, type Window, type Summary, type Switch } from './analyze.ts';
 export { parseSlo, resolveSlos, holds, DEFAULT_SLOS, METRICS, SloError, type Threshold } from './slo.ts';
 export { runDrill, verdictTable, SCENARIOS, DrillError, type DrillOptions, type DrillReport, type EventSpec, type Verdict } from './run.ts';
-export { renderHtml, writeReport, chartSpecs } from './report.ts';
+export { renderHtml, writeReport, prepareReportDir, chartSpecs } from './report.ts';
 export { Target } from './target.ts';

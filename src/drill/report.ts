@@ -1,7 +1,7 @@
 // The drill report: JSON, and one self-contained HTML page (no script, no network) with charts
 // rendered to SVG on the server by vega-lite + vega: latency percentiles per 100 ms window,
 // throughput and errors, the serving release, each event and release switch marked, and verdicts.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
@@ -196,6 +196,20 @@ ${Object.entries(s.byRoute).map(([k, v]) => row([`route ${k}`, `${v.count} reque
 }
 
 /** Write DIR/drill-report.json and DIR/drill-report.html; returns their paths. */
+/**
+ * Make the report directory and check that it takes files, before a drill touches the release:
+ * a drill is not undone (a worker was killed, a release switched), so its report must not be lost
+ * at the end. Throws one line naming the directory.
+ */
+export function prepareReportDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+  } catch (err) {
+    throw new Error(`--report-dir: cannot write reports to ${dir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+}
+
 export async function writeReport(r: DrillReport, dir: string, base = 'drill-report'): Promise<{ json: string; html: string }> {
   mkdirSync(dir, { recursive: true });
   const json = path.join(dir, `${base}.json`);
