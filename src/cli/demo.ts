@@ -153,13 +153,14 @@ export function register(program: Command): void {
         process.stderr.write(`slipway demo: --rate: expected an integer >= 1, got "${opts.rate}"\n`);
         process.exit(2);
       }
+      const reportDir = path.resolve(opts.reportDir);
       try {
-        prepareReportDir(path.resolve(opts.reportDir));
+        prepareReportDir(reportDir);
       } catch (err) {
         process.stderr.write(`slipway demo: ${(err as Error).message}\n`);
         process.exit(2);
       }
-      const code = await runDemo({ app: path.join(REPO, 'examples', 'orders'), reportDir: path.resolve(opts.reportDir), keep: opts.keep, json: opts.json, rate });
+      const code = await runDemo({ app: path.join(REPO, 'examples', 'orders'), reportDir, keep: opts.keep, json: opts.json, rate });
       process.exit(code);
     });
 }

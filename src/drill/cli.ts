@@ -143,8 +143,9 @@ export function register(program: Command): void {
           timeoutMs: dur(o.timeout, '--timeout'),
         };
         eventsFor(scenario, o, '?'); // usage errors before touching the release
+        const reportDir = path.resolve(o.reportDir);
         try {
-          prepareReportDir(path.resolve(o.reportDir));
+          prepareReportDir(reportDir);
         } catch (err) {
           usage((err as Error).message);
         }
@@ -159,7 +160,7 @@ export function register(program: Command): void {
         const say = o.json ? undefined : (l: string) => process.stderr.write(`[drill] ${l}\n`);
         report = await runDrill({ target, scenario, events: eventsFor(scenario, o, st.version), install: o.install, mode: o.mode, connections, rate, routes, slos, progress: say, ...(flagged ? { flag: { name: o.flag!, on: o.flagOn, header: o.flagHeader } } : {}), ...opts });
         const stamp = report.startedAt.replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
-        paths = await writeReport(report, path.resolve(o.reportDir), `${scenario}-${stamp}`);
+        paths = await writeReport(report, reportDir, `${scenario}-${stamp}`);
       } catch (err) {
         if (err instanceof UsageError || err instanceof SloError) {
           process.stderr.write(`slipway drill: ${err.message}\n`);

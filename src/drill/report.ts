@@ -195,7 +195,6 @@ ${Object.entries(s.byRoute).map(([k, v]) => row([`route ${k}`, `${v.count} reque
 `;
 }
 
-/** Write DIR/drill-report.json and DIR/drill-report.html; returns their paths. */
 /**
  * Make the report directory and check that it takes files, before a drill touches the release:
  * a drill is not undone (a worker was killed, a release switched), so its report must not be lost
@@ -210,6 +209,7 @@ export function prepareReportDir(dir: string): void {
   }
 }
 
+/** Write DIR/drill-report.json and DIR/drill-report.html; returns their paths. */
 export async function writeReport(r: DrillReport, dir: string, base = 'drill-report'): Promise<{ json: string; html: string }> {
   mkdirSync(dir, { recursive: true });
   const json = path.join(dir, `${base}.json`);
