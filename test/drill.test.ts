@@ -3,32 +3,16 @@
 // restarts disabled (exit 99: availability and recovery ✗), and usage errors (exit 2).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { alive, buildOrders, childPids, deploy, freePort, onCleanup, REPO, runCleanups, tempDir, type Deployed } from './helpers/release.ts';
+import { alive, buildOrders, childPids, deploy, freePort, onCleanup, runCleanups, slipway, tempDir, type Deployed } from './helpers/release.ts';
 import type { BuildResult } from '../src/build/index.ts';
 import { parseSlo, resolveSlos, SloError } from '../src/drill/slo.ts';
 import { parseMix } from '../src/drill/loadgen.ts';
 import { recovery, switches, type Window } from '../src/drill/analyze.ts';
 
 after(runCleanups);
-
-interface Cli {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function slipway(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 180_000): Promise<Cli> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [path.join(REPO, 'bin', 'slipway.js'), ...args], { cwd: REPO, env: { ...process.env, ...env }, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 interface JsonReport {
   pass: boolean;

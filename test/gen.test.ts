@@ -1,25 +1,16 @@
 // slipway gen: the committed ops/ files are exactly what gen produces from the example's release
 // config, they pass their schemas (compose-spec, Kubernetes), and mistakes are caught by --check.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { REPO, ORDERS, runCleanups, tempDir } from './helpers/release.ts';
+import { REPO, ORDERS, runCleanups, slipway, tempDir } from './helpers/release.ts';
 import { checkFile, generateAll, loadModel } from '../src/gen/index.ts';
 
 after(runCleanups);
 
 const OPS = path.join(REPO, 'ops');
 const model = loadModel(ORDERS);
-
-function slipway(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) =>
-    execFile(process.execPath, [path.join(REPO, 'bin', 'slipway.js'), ...args], { cwd: REPO }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    ),
-  );
-}
 
 test('committed ops/ files match what gen produces (no drift)', () => {
   const want = generateAll(model, OPS);

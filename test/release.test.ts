@@ -7,7 +7,7 @@ import { gunzipSync } from 'node:zlib';
 import net from 'node:net';
 import path from 'node:path';
 import { request as httpRequest, Agent } from 'node:http';
-import { alive, buildOrders, childPids, deploy, freePort, REPO, runCleanups, sleep, tempDir, waitFor } from './helpers/release.ts';
+import { alive, buildOrders, childPids, deploy, freePort, REPO, runCleanups, sleep, slipway, tempDir, waitFor } from './helpers/release.ts';
 import { startLoad } from './helpers/load.ts';
 import type { BuildResult } from '../src/build/index.ts';
 
@@ -84,20 +84,15 @@ describe('release artifact', () => {
   });
 
   it('the CLI as the README gives it: `slipway release --version V` builds V (not slipway\'s own --version)', async () => {
-    const { execFile } = await import('node:child_process');
     const out = tempDir('slipway-cli-release-');
-    const run = (args: string[]) =>
-      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
-        execFile(process.execPath, [path.join(REPO, 'bin', 'slipway.js'), ...args], { cwd: REPO, timeout: 120_000 }, (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: unknown }).code ?? 1) : 0, stdout, stderr })),
-      );
-    const r = await run(['release', '--version', '9.9.9-cli', '-C', 'examples/orders', '--out', out, '--json']);
+    const r = await slipway(['release', '--version', '9.9.9-cli', '-C', 'examples/orders', '--out', out, '--json']);
     assert.equal(r.code, 0, r.stderr);
     const built = JSON.parse(r.stdout) as { version: string; tarball: string };
     assert.equal(built.version, '9.9.9-cli');
     assert.equal(built.tarball, path.join(out, 'orders-9.9.9-cli.tar.gz'));
     assert.ok(statSync(path.join(out, 'rel/orders/releases/9.9.9-cli/app/app.mjs')));
     // Before the command, --version is slipway's.
-    const own = await run(['--version']);
+    const own = await slipway(['--version']);
     assert.equal(own.stdout, `${(JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string }).version}\n`);
   });
 });

@@ -113,6 +113,16 @@ export interface RunResult {
   stderr: string;
 }
 
+/** Run the `slipway` CLI (bin/slipway.js) in the repo, bounded in time (a timeout is exit 1). */
+export function slipway(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 180_000): Promise<RunResult> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [path.join(REPO, 'bin', 'slipway.js'), ...args], { cwd: REPO, env: { ...process.env, ...env }, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
 export class Deployed {
   constructor(
     readonly root: string,
