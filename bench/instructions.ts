@@ -27,6 +27,7 @@ import { Pool } from 'undici';
 import { buildRelease } from '../src/build/index.ts';
 import { ReleaseRoot } from '../src/release/layout.ts';
 import { permanentVersion } from '../src/release/releases-file.ts';
+import { DEFAULT_REQUEST_LOG_RATE } from '../src/runtime/context.ts';
 import { flags } from './lib/args.ts';
 import { main, onCleanup, sleep, tempDir, trackPid, untrackPid } from './lib/cleanup.ts';
 import { machine, machineLine } from './lib/machine.ts';
@@ -37,7 +38,10 @@ import { hasCommand, pinned } from './lib/turns.ts';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const MODES: Record<string, Record<string, string>> = {
   off: { SLIPWAY_REQUEST_LOG: 'off', SLIPWAY_METRICS: 'off' },
+  // The defaults; SLIPWAY_REQUEST_LOG_RATE is scaled by --dilation below (the cap is on wall time).
   on: {},
+  all: { SLIPWAY_REQUEST_LOG: 'all' },
+  errors: { SLIPWAY_REQUEST_LOG: 'errors' },
   'no-request-line': { SLIPWAY_REQUEST_LOG: 'off' },
   'context-off': { SLIPWAY_REQUEST_CONTEXT: 'off' },
 };
@@ -119,6 +123,16 @@ interface Result {
   allThreadsPerRequest: number;
 }
 
+/**
+ * The cap on request lines counts lines a second of wall time, and under valgrind a second holds
+ * --dilation times fewer requests: the cap is scaled down alike, so that "on" writes the share of
+ * lines it writes at full speed (from DEFAULT_REQUEST_LOG_RATE, or SLIPWAY_REQUEST_LOG_RATE if set).
+ */
+function requestLogRate(): Record<string, string> {
+  const rate = Number(process.env.SLIPWAY_REQUEST_LOG_RATE ?? DEFAULT_REQUEST_LOG_RATE);
+  return { SLIPWAY_REQUEST_LOG_RATE: String(Math.max(1, Math.round(rate / opt.dilation))) };
+}
+
 async function measure(mode: string, tarball: string, dir: string): Promise<Result> {
   const root = path.join(dir, mode);
   mkdirSync(root, { recursive: true });
@@ -134,7 +148,7 @@ async function measure(mode: string, tarball: string, dir: string): Promise<Resu
   const vgdbPrefix = `--vgdb-prefix=${path.join(root, 'vgdb')}`;
   const nodeFlags = opt.keep ? ['--no-memory-reducer', '--perf-basic-prof'] : ['--no-memory-reducer'];
   const argv = ['--tool=callgrind', '--separate-threads=yes', `--callgrind-out-file=${out}`, '--smc-check=all-non-file', vgdbPrefix, process.execPath, ...nodeFlags, app];
-  const env = { ...process.env, HOST: '127.0.0.1', PORT: String(port), RELEASE_ROOT: root, OTEL_TRACES_EXPORTER: 'none', ...MODES[mode] };
+  const env = { ...process.env, HOST: '127.0.0.1', PORT: String(port), RELEASE_ROOT: root, OTEL_TRACES_EXPORTER: 'none', ...requestLogRate(), ...MODES[mode] };
   const child = spawn(pinned ? 'taskset' : 'valgrind', pinned ? ['-c', '0', 'valgrind', ...argv] : argv, {
     cwd: root,
     stdio: ['ignore', 'ignore', 'pipe'],

@@ -246,7 +246,7 @@ describe('a deployed tarball, away from the source tree', () => {
     // The production hooks' switches take their few values; a typo is not silently "on".
     const badSwitch = await rel.run(['start'], { PORT: String(await freePort()), SLIPWAY_REQUEST_LOG: 'of' }, 10_000);
     assert.notEqual(badSwitch.code, 0);
-    assert.match(badSwitch.stderr, /^orders: SLIPWAY_REQUEST_LOG: expected one of on, off, errors, got "of"$/m);
+    assert.match(badSwitch.stderr, /^orders: SLIPWAY_REQUEST_LOG: expected one of on, all, errors, off, got "of"$/m);
     const badContext = await rel.run(['start'], { PORT: String(await freePort()), SLIPWAY_REQUEST_CONTEXT: 'zones' }, 10_000);
     assert.notEqual(badContext.code, 0);
     assert.match(badContext.stderr, /^orders: SLIPWAY_REQUEST_CONTEXT: expected one of promises, async-hooks, off, got "zones"$/m);
@@ -256,6 +256,7 @@ describe('a deployed tarball, away from the source tree', () => {
       [{ LOG_LEVEL: 'loud' }, /^orders: LOG_LEVEL: expected one of trace, debug, info, warn, error, fatal, silent, got "loud"$/m],
       [{ KEEP_ALIVE_TIMEOUT: 'abc' }, /^orders: KEEP_ALIVE_TIMEOUT: expected a duration like 500ms, 30s or 2m, got "abc"$/m],
       [{ SLIPWAY_METRICS_PATH: 'metrics' }, /^orders: SLIPWAY_METRICS_PATH: expected a path that starts with \/, got "metrics"$/m],
+      [{ SLIPWAY_REQUEST_LOG_RATE: '0' }, /^orders: SLIPWAY_REQUEST_LOG_RATE: must be at least 1, got 0$/m],
     ];
     for (const [env, line] of badSettings) {
       const bad = await rel.run(['start'], { PORT: String(await freePort()), ...env }, 10_000);

@@ -316,7 +316,7 @@ describe('instrumentServer with request lines for errors and slow requests only 
       res.statusCode = req.url === '/missing' ? 404 : req.url === '/boom' ? 500 : 200;
       res.end('x');
     });
-    instrumentServer(server, { log, requestLog: { slowMs: 200 }, observer: { begin: () => undefined, end: (_m, _r, status) => void observed.push(status) } });
+    instrumentServer(server, { log, requestLog: { rate: 0, slowMs: 200 }, observer: { begin: () => undefined, end: (_m, _r, status) => void observed.push(status) } });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
     after(() => new Promise<void>((r) => server.close(() => r())));
     const port = (server.address() as net.AddressInfo).port;
@@ -327,6 +327,49 @@ describe('instrumentServer with request lines for errors and slow requests only 
     const got = lines.filter((l) => l.msg === 'request').map((l) => [l.req_id, l.status, l.aborted ?? false]);
     assert.deepEqual(got, [['e/missing', 404, false], ['e/boom', 500, false], ['e/slow', 200, false], ['e/hang', 200, true]]);
     assert.equal(observed.length, 6, 'the histogram still sees every request');
+  });
+});
+
+describe('instrumentServer with a cap on request lines (SLIPWAY_REQUEST_LOG=on, the default)', () => {
+  for (const context of ['promises', 'async-hooks'] as const)
+  it(`past the rate, quick successes are counted, not lined; errors always get a line; the count rides on the next line (context: ${context})`, async () => {
+    after(() => setContextMode('promises'));
+    const lines: Line[] = [];
+    const log = logger(lines);
+    const observed: number[] = [];
+    const server = http.createServer((req, res) => {
+      res.statusCode = req.url === '/missing' ? 404 : 200;
+      res.end('x');
+    });
+    instrumentServer(server, { log, requestLog: { rate: 5, slowMs: 1000 }, context, observer: { begin: () => undefined, end: (_m, _r, status) => void observed.push(status) } });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    after(() => new Promise<void>((r) => server.close(() => r())));
+    const port = (server.address() as net.AddressInfo).port;
+    const get = async (url: string) => void (await (await fetch(`http://127.0.0.1:${port}${url}`)).text());
+    // A burst far over 5 a second: the bucket's 5 (and what trickles in meanwhile) get lines.
+    for (let i = 0; i < 40; i++) await get('/ok');
+    await get('/missing');
+    for (let i = 0; i < 40; i++) await get('/ok');
+    await get('/missing');
+    // After a quiet second the bucket is full again: the next success gets its line.
+    await sleep(1200);
+    await get('/ok');
+    await new Promise<void>((r) => log.flush(() => r()));
+    const requests = lines.filter((l) => l.msg === 'request');
+    const counted = requests.reduce((n, l) => n + 1 + ((l.unlogged as number | undefined) ?? 0), 0);
+    assert.equal(counted, 83, 'every request is a line or counted in the next line\'s "unlogged"');
+    assert.equal(observed.length, 83, 'the metrics see every request');
+    const errors = requests.filter((l) => l.status === 404);
+    assert.equal(errors.length, 2, 'an error always gets its line');
+    assert.ok((errors[0]!.unlogged as number) >= 20, JSON.stringify(errors[0]));
+    const successes = requests.filter((l) => l.status === 200);
+    assert.ok(successes.length >= 5 && successes.length < 40, `${successes.length} lines for 81 successes`);
+    assert.equal(requests[requests.length - 1]!.status, 200);
+    assert.equal(requests[requests.length - 1]!.unlogged, undefined, 'nothing unlogged since the error before it');
+    const notices = lines.filter((l) => l.component === 'request-log');
+    assert.equal(notices.length, 1, 'the cap is said once a minute');
+    assert.match(notices[0]!.msg as string, /more than 5 requests a second/);
+    assert.equal(notices[0]!.req_id, undefined, 'the notice is about the worker, not the request that met the cap');
   });
 });
 
@@ -453,7 +496,7 @@ it('request line text: the kept pieces give the same text as building every part
       for (const [ri, route] of routes.entries())
         for (const chindings of bindings) {
           n++;
-          const r: RequestLineParts = { ...store, method: n % 3 ? 'GET' : 'POST', url, route, status: [200, 201, 404, 503, 599][n % 5]!, ms: [0, 0.0004, 0.0006, 1.5, 12.3456, 999.9996, 1234.5][n % 7]!, aborted: n % 4 === 0, chindings };
+          const r: RequestLineParts = { ...store, method: n % 3 ? 'GET' : 'POST', url, route, status: [200, 201, 404, 503, 599][n % 5]!, ms: [0, 0.0004, 0.0006, 1.5, 12.3456, 999.9996, 1234.5][n % 7]!, aborted: n % 4 === 0, chindings, unlogged: n % 3 === 0 ? n : n % 3 === 1 ? 0 : undefined };
           // Times that cross second boundaries back and forth (a clock step).
           const wall = base + [0, 1, 999, 1000, 61_001, 500][(n + ri) % 6]! - (n % 11 === 0 ? 3000 : 0);
           const line = fast(r, wall);
@@ -469,6 +512,7 @@ it('request line text: the kept pieces give the same text as building every part
           assert.equal(j.trace_id, store.traceId);
           assert.equal(j.span_id, store.spanId);
           assert.equal(j.aborted, r.aborted ? true : undefined);
+          assert.equal(j.unlogged, r.unlogged ? r.unlogged : undefined);
           assert.ok(!line.includes('abc123') && !line.includes('hunter2') && !line.includes(':pw@'), line);
           if (!/[=@ ]/.test(url)) assert.equal(j.url, url);
           if (chindings.includes('region')) assert.equal(j.region, 'eu');

@@ -47,6 +47,7 @@ class RequestContext implements RequestStore {
   declare status: number;
   declare ms: number;
   declare aborted: boolean;
+  declare unlogged: number;
   declare endedAt: number;
   declare chindings: string;
   declare span: ReturnType<RequestTracer['start']> | undefined;
@@ -68,6 +69,7 @@ class RequestContext implements RequestStore {
     this.status = 0;
     this.ms = 0;
     this.aborted = false;
+    this.unlogged = 0;
     this.endedAt = 0;
     this.chindings = '';
     this.span = span;
@@ -260,6 +262,44 @@ export interface RequestTracer {
   start(req: IncomingMessage): { traceId: string; spanId: string; flags: string; run<T>(fn: () => T): T; end(status: number, route: string): void };
 }
 
+/**
+ * Which requests get a request line (SLIPWAY_REQUEST_LOG, SLIPWAY_REQUEST_LOG_RATE and
+ * SLIPWAY_REQUEST_LOG_SLOW). A response worth a look (status 400 and up, aborted, or `slowMs` or
+ * slower) always gets one; the others get one while the worker writes at most `rate` of them a
+ * second (a token bucket holding one second's worth), and past that they are counted instead:
+ * the next line written carries the count as "unlogged". `rate` 0 is SLIPWAY_REQUEST_LOG=errors
+ * (no count kept); Infinity, a line for every request.
+ *
+ * Why a cap by default: a line costs about as much CPU as a small route's own work (on GET /hello
+ * the lines alone took 4 to 6 % of the throughput, bench/hooks-results.md), and at tens of
+ * thousands of requests a second a line each is a flood no one reads (journald caps a service at
+ * 10,000 lines in 30 s by default, and drops the rest uncounted). The metrics count every request.
+ */
+export interface RequestLogPolicy {
+  rate: number;
+  slowMs: number;
+}
+
+/** Request lines a second per worker for requests that went well (SLIPWAY_REQUEST_LOG_RATE). */
+export const DEFAULT_REQUEST_LOG_RATE = 1000;
+
+/** A token bucket for request lines: `rate` a second, up to one second's worth saved up. */
+class LineBudget {
+  private tokens: number;
+  private at = -1;
+  constructor(private readonly rate: number) {
+    this.tokens = rate;
+  }
+  /** One line may be written at `now` (performance.now()). */
+  take(now: number): boolean {
+    if (this.at >= 0) this.tokens = Math.min(this.rate, this.tokens + ((now - this.at) * this.rate) / 1000);
+    this.at = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}
+
 export interface RequestObserver {
   /** Called when a request starts (in-flight +1). */
   begin(): void;
@@ -269,11 +309,8 @@ export interface RequestObserver {
 
 export interface InstrumentOptions {
   log: { info(obj: object, msg: string): void; isLevelEnabled(level: string): boolean; requestLine?: (line: RequestLine) => void };
-  /**
-   * A line for every request (true), none (false), or only for the responses worth a look:
-   * status 400 and up, aborted, or slower than `slowMs` (SLIPWAY_REQUEST_LOG=errors).
-   */
-  requestLog: boolean | { slowMs: number };
+  /** A line for every request (true), none (false), or as a RequestLogPolicy says. */
+  requestLog: boolean | RequestLogPolicy;
   observer?: RequestObserver;
   tracer?: RequestTracer;
   /**
@@ -385,6 +422,11 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
     },
     openOn: (socket) => ((socket as TrackedSocket)[OPEN] ?? []).flatMap((s) => (s.res ? [{ res: s.res, startedAt: s.started }] : [])),
   });
+  const policy: RequestLogPolicy | undefined = requestLog === true ? { rate: Infinity, slowMs: Infinity } : requestLog === false ? undefined : requestLog;
+  const budget = policy !== undefined && policy.rate > 0 && policy.rate < Infinity ? new LineBudget(policy.rate) : undefined;
+  // Requests since the last request line that got none of their own (only counted under a cap).
+  let unlogged = 0;
+  let noticeAt = -Infinity;
   const finish = (store: RequestContext, aborted: boolean): void => {
     const req = store.req as IncomingMessage;
     const res = store.res!;
@@ -397,7 +439,23 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
     const ms = endedAt - store.started;
     observer?.end(req.method ?? 'GET', route, status, ms / 1000);
     store.span?.end(status, route);
-    if (requestLog !== true && (requestLog === false || (status < 400 && !aborted && ms < requestLog.slowMs))) return;
+    if (policy === undefined) return;
+    if (status < 400 && !aborted && ms < policy.slowMs && policy.rate !== Infinity) {
+      if (budget === undefined) return;
+      if (!budget.take(endedAt)) {
+        // Said at most once a minute, so that a reader of the log learns why lines thin out.
+        if (unlogged++ === 0 && endedAt - noticeAt >= 60_000) {
+          noticeAt = endedAt;
+          // About the worker, not this request: outside its context, so without its ids.
+          requestStorage.run(undefined as unknown as RequestStore, () =>
+            log.info({ component: 'request-log', rate: policy.rate }, `request lines: more than ${policy.rate} requests a second; the others that went well get no line of their own, and the next line counts them in "unlogged" (SLIPWAY_REQUEST_LOG_RATE)`),
+          );
+        }
+        return;
+      }
+    }
+    store.unlogged = unlogged;
+    unlogged = 0;
     if (log.requestLine) {
       // The store is the line (RequestLine): its response parts filled in, no object per line.
       store.method = req.method ?? 'GET';
@@ -410,7 +468,7 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
       log.requestLine(store);
     }
     else if (log.isLevelEnabled('info')) {
-      log.info({ ...store.fields, method: req.method, url: req.url, route, status, ms: Math.round(ms * 1000) / 1000, ...(aborted ? { aborted: true } : null) }, 'request');
+      log.info({ ...store.fields, method: req.method, url: req.url, route, status, ms: Math.round(ms * 1000) / 1000, ...(aborted ? { aborted: true } : null), ...(store.unlogged > 0 ? { unlogged: store.unlogged } : null) }, 'request');
     }
   };
   /** The response finished: Node's http.server.response.finish channel, from its own 'finish' listener. */

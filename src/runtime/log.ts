@@ -306,6 +306,8 @@ export interface RequestLine extends RequestLineIds {
   status: number;
   ms: number;
   aborted: boolean;
+  /** Requests before this one that got no line of their own (a cap on lines, RequestLogPolicy); 0 or absent: none. */
+  unlogged?: number;
   /** performance.now() at the end of the response (the line's time). */
   endedAt: number;
   /** The logger's bindings then (service, release, pid, process-wide metadata; set by requestLine). */
@@ -471,6 +473,9 @@ const DOT_DIGITS3 = DIGITS3.map((d) => '.' + d);
 const WHOLE = Array.from({ length: 1000 }, (_, i) => String(i));
 /** ".000,"msg":"request"}\n" …: the end of a request line that was not aborted, one piece. */
 const DOT_DIGITS3_END = DOT_DIGITS3.map((d) => d + ',"msg":"request"}\n');
+/** A request line's end after its duration: "aborted" and "unlogged" when there are, and the message. */
+const lineEnd = (r: RequestLineParts): string =>
+  (r.aborted ? ',"aborted":true' : '') + (r.unlogged ? ',"unlogged":' + r.unlogged : '') + ',"msg":"request"}\n';
 /**
  * A kept piece as one flat string. A concatenation is a tree of the strings it joined (V8's cons
  * strings), and encoding a batch walks every node of every line's tree: a kept piece left as a
@@ -560,7 +565,7 @@ export function requestLineText(opts: { pieces?: boolean } = {}): (r: RequestLin
     const ms = second(wall);
     return (
       head + DIGITS3[ms] + 'Z"' + r.chindings + idFieldsText(r) + ',"method":"' + r.method + '","url":"' + urlText(r.url) + '","route":' + routeJson(r.route) +
-      ',"status":' + r.status + ',"ms":' + msText(r.ms) + (r.aborted ? ',"aborted":true,"msg":"request"}\n' : ',"msg":"request"}\n')
+      ',"status":' + r.status + ',"ms":' + msText(r.ms) + lineEnd(r)
     );
   };
   if (!pieces) return general;
@@ -640,7 +645,7 @@ export function requestLineText(opts: { pieces?: boolean } = {}): (r: RequestLin
       midFlat = false;
     } else if (!midFlat && mid.charCodeAt(0) === 0x22) midFlat = true;
     const ids = r.idsText ?? '","trace_id":"' + r.traceId + '","span_id":"' + r.spanId;
-    if (r.aborted) return start + r.id + ids + mid + msText(r.ms) + ',"aborted":true,"msg":"request"}\n';
+    if (r.aborted || r.unlogged) return start + r.id + ids + mid + msText(r.ms) + lineEnd(r);
     return start + r.id + ids + mid + msText(r.ms, DOT_DIGITS3_END);
   };
 }

@@ -13,7 +13,7 @@ import { ConfigError, createEnv, type RuntimeConfig } from './env.ts';
 import { Health } from './health.ts';
 import { ConnectionTracker } from './drain.ts';
 import { createLogger, type LogFile, type Logger } from './log.ts';
-import { instrumentServer } from './context.ts';
+import { DEFAULT_REQUEST_LOG_RATE, instrumentServer, type RequestLogPolicy } from './context.ts';
 import { CONTEXT_MODES, type ContextMode } from './request-storage.ts';
 import { FileReporter, WebhookReporter, installCrashHandlers, type CrashReporter } from './crash.ts';
 import { MetricsEndpoint, WorkerMetrics } from './metrics.ts';
@@ -86,7 +86,7 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
   let contextMode: ContextMode;
   let metricsOn: boolean;
   let metricsGc: boolean;
-  let requestLog: boolean | { slowMs: number };
+  let requestLog: boolean | RequestLogPolicy;
   let crashKeep: number;
   let crashWebhook: { url: string; authorization?: string } | undefined;
   try {
@@ -100,8 +100,12 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
     contextMode = env.oneOf('SLIPWAY_REQUEST_CONTEXT', CONTEXT_MODES, 'promises');
     metricsOn = env.oneOf('SLIPWAY_METRICS', ['on', 'off'], 'on') === 'on';
     metricsGc = env.oneOf('SLIPWAY_METRICS_GC', ['on', 'off'], 'off') === 'on';
-    const lines = env.oneOf('SLIPWAY_REQUEST_LOG', ['on', 'off', 'errors'], 'on');
-    requestLog = lines === 'errors' ? { slowMs: env.duration('SLIPWAY_REQUEST_LOG_SLOW', '1s') } : lines === 'on';
+    // on: a line for every error, aborted or slow request, and for up to SLIPWAY_REQUEST_LOG_RATE
+    // others a second (RequestLogPolicy); all: every request; errors: the first kind only.
+    const lines = env.oneOf('SLIPWAY_REQUEST_LOG', ['on', 'all', 'errors', 'off'], 'on');
+    const rate = env.int('SLIPWAY_REQUEST_LOG_RATE', DEFAULT_REQUEST_LOG_RATE, { min: 1 });
+    const slowMs = env.duration('SLIPWAY_REQUEST_LOG_SLOW', '1s');
+    requestLog = lines === 'off' ? false : lines === 'all' ? true : { rate: lines === 'errors' ? 0 : rate, slowMs };
     crashKeep = env.int('SLIPWAY_CRASH_KEEP', 50, { min: 1 });
     // Checked at boot, not found broken at the first crash. Both may come from files (_FILE): a
     // webhook URL often is the token itself.
