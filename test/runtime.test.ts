@@ -147,6 +147,29 @@ describe('instrumentServer', () => {
     assert.deepEqual(observed.at(-1), ['GET', '/items/:n', 200]);
   });
 
+  it('without a traceparent: a new trace, made when first asked for, the same in the app line and the request line; each request its own', async () => {
+    await ready;
+    const ids: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const res = await fetch(`http://127.0.0.1:${port}/items/${i}`);
+      assert.equal(await res.text(), 'ok');
+      ids.push(res.headers.get('x-request-id')!);
+    }
+    await sleep(30);
+    await flushed();
+    const traces = ids.map((id) => {
+      const [app, request] = lines.filter((l) => l.req_id === id) as [Line, Line];
+      assert.equal(app.msg, 'app line');
+      assert.equal(request.msg, 'request');
+      assert.match(String(request.trace_id), /^[0-9a-f]{32}$/);
+      assert.match(String(request.span_id), /^[0-9a-f]{16}$/);
+      assert.equal(app.trace_id, request.trace_id);
+      assert.equal(app.span_id, request.span_id);
+      return request.trace_id;
+    });
+    assert.notEqual(traces[0], traces[1]);
+  });
+
   it('traceHeaders() propagates the trace: same trace id and flags, the request span as parent, the tracestate; a new trace without a valid traceparent; none outside a request', async () => {
     await ready;
     const traceId = '0af7651916cd43dd8448eb211c80319c';

@@ -29,8 +29,12 @@ export interface RequestStore {
  */
 class RequestContext implements RequestStore {
   declare readonly id: string;
-  /** The trace and span ids as the request line's text (newIdPair); the ids are sliced from it. */
-  declare readonly idsText: string;
+  /**
+   * The trace and span ids as the request line's text (newIdPair), made when first asked for: most
+   * requests under the cap on request lines never log, and their ids would be made for nothing
+   * (the random digits were a third of the hooks' instructions a request, bench/instructions.ts).
+   */
+  declare private pair: string | undefined;
   declare private tid: string | undefined;
   declare private sid: string | undefined;
   declare readonly flags: string;
@@ -53,9 +57,9 @@ class RequestContext implements RequestStore {
   declare span: ReturnType<RequestTracer['start']> | undefined;
   declare req: IncomingMessage | undefined;
   declare res: ServerResponse | undefined;
-  constructor(id: string, idsText: string, traceId: string | undefined, spanId: string | undefined, flags: string, started: number, span: ReturnType<RequestTracer['start']> | undefined, req: IncomingMessage, res: ServerResponse, ownId: boolean) {
+  constructor(id: string, idsText: string | undefined, traceId: string | undefined, spanId: string | undefined, flags: string, started: number, span: ReturnType<RequestTracer['start']> | undefined, req: IncomingMessage, res: ServerResponse, ownId: boolean) {
     this.id = id;
-    this.idsText = idsText;
+    this.pair = idsText;
     this.tid = traceId;
     this.sid = spanId;
     this.flags = flags;
@@ -75,6 +79,9 @@ class RequestContext implements RequestStore {
     this.span = span;
     this.req = req;
     this.res = res;
+  }
+  get idsText(): string {
+    return (this.pair ??= newIdPair());
   }
   get traceId(): string {
     return (this.tid ??= this.idsText.slice(TRACE_AT, TRACE_AT + 32));
@@ -515,7 +522,7 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
       store = new RequestContext(id, idPair(span.traceId, span.spanId), span.traceId, span.spanId, span.flags, started, span, req, res, ownId);
     } else {
       const parent = parseTraceparent(headers.traceparent);
-      if (parent === undefined) store = new RequestContext(id, newIdPair(), undefined, undefined, '00', started, undefined, req, res, ownId);
+      if (parent === undefined) store = new RequestContext(id, undefined, undefined, undefined, '00', started, undefined, req, res, ownId);
       else {
         const spanId = newSpanId();
         store = new RequestContext(id, idPair(parent.traceId, spanId), parent.traceId, spanId, parent.flags, started, undefined, req, res, ownId);
