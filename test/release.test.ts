@@ -2,7 +2,7 @@
 // supervision and the control channel, against real processes and sockets.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import net from 'node:net';
 import path from 'node:path';
@@ -397,6 +397,17 @@ describe('control channel', () => {
       s.write('not json\n');
     });
     assert.match(garbage, /bad request: not a JSON line/);
+    // A version is a directory under releases/: one that walks out of it is refused by name, also
+    // from a client that skips the control script's own check.
+    const cookie = readFileSync(path.join(rel.root, 'releases', 'COOKIE'), 'utf8').trim();
+    const escape = await new Promise<string>((resolve) => {
+      const s = net.connect(path.join(rel.root, 'tmp', 'control.sock'));
+      let out = '';
+      s.on('data', (c) => (out += c));
+      s.on('close', () => resolve(out));
+      s.write(JSON.stringify({ cookie, cmd: 'upgrade', args: { version: '../../tmp' } }) + '\n');
+    });
+    assert.match(escape, /\.\.\/\.\.\/tmp\\" is not a release version/);
 
     const { spawn } = await import('node:child_process');
     const child = spawn(rel.bin, ['remote'], { env: { ...process.env, ...rel.env } });
@@ -426,6 +437,22 @@ describe('control channel', () => {
     const bad = await rel.run(['frobnicate']);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /unknown command 'frobnicate'/);
+    // Bad arguments are usage errors (exit 2, one line) before anything is asked of the release,
+    // running or not (health said "not running", exit 3, and daemon exit 1).
+    const usage: Array<[string[], RegExp]> = [
+      [['health', '--timeout', 'abc'], /^error: option '--timeout <duration>' argument 'abc' is invalid\. expected a duration above 0/],
+      [['ready', '--timeout', '0'], /^error: option '--timeout <duration>' argument '0' is invalid/],
+      [['daemon', '--timeout', '-1'], /^error: option '--timeout <duration>' argument '-1' is invalid/],
+      [['upgrade', '../../etc'], /^error: command-argument value '\.\.\/\.\.\/etc' is invalid for argument 'version'\. not a release version/],
+      [['rollback', 'a/b'], /^error: command-argument value 'a\/b' is invalid for argument 'version'/],
+    ];
+    for (const [args, line] of usage) {
+      const r = await rel.run(args);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, line);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    }
+    assert.equal(existsSync(path.join(rel.root, 'tmp', 'supervisor.json')), false, 'daemon started nothing');
   });
 });
 

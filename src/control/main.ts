@@ -3,9 +3,9 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { Argument, Command, CommanderError, Option } from 'commander';
+import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { LOG_LEVELS, type SupervisorStatus } from '../protocol.ts';
-import { ReleaseRoot } from '../release/layout.ts';
+import { ReleaseRoot, VERSION_PATTERN } from '../release/layout.ts';
 import { permanentVersion } from '../release/releases-file.ts';
 import { readCookie } from '../release/cookie.ts';
 import { alive } from '../release/process.ts';
@@ -33,6 +33,23 @@ function safeName(): string {
 }
 
 /** One clear line on stderr and a non-zero exit. */
+/** A --timeout's value, checked while the arguments are read: a typo is a usage error (exit 2), before anything is asked of the release. */
+function durationArg(value: string): string {
+  let ms = 0;
+  try {
+    ms = parseDuration(value);
+  } catch {
+    // Not a duration: the error below.
+  }
+  if (!(ms > 0)) throw new InvalidArgumentError('expected a duration above 0 like 500ms, 30s or 2m.');
+  return value;
+}
+/** A release version (a directory under releases/), checked as the build and install check it. */
+function versionArg(value: string): string {
+  if (!VERSION_PATTERN.test(value)) throw new InvalidArgumentError('not a release version (letters, digits, . + _ -, at most 64).');
+  return value;
+}
+
 function die(msg: string, code = 1): never {
   process.stderr.write(`${name}: ${msg}\n`);
   process.exit(code);
@@ -66,7 +83,7 @@ program
 program
   .command('daemon')
   .description('start the release in the background; returns once it is ready (exit 0) or failed (exit 1, with the reason)')
-  .addOption(new Option('--timeout <duration>', 'how long to wait for the first ready worker').default('60s'))
+  .addOption(new Option('--timeout <duration>', 'how long to wait for the first ready worker').default('60s').argParser(durationArg))
   .action(async (opts: { timeout: string }) => {
     const timeoutMs = parseDuration(opts.timeout, '--timeout');
     mkdirSync(rel.logDir, { recursive: true });
@@ -207,7 +224,7 @@ for (const which of ['health', 'ready'] as const) {
     .command(which)
     .description(which === 'health' ? 'GET /health on the running release: exit 0 when 200, 1 otherwise (for container health checks)' : 'GET /ready on the running release: exit 0 when 200, 1 otherwise')
     .option('--quiet', 'print nothing')
-    .option('--timeout <duration>', 'request timeout', '2s')
+    .option('--timeout <duration>', 'request timeout', durationArg, '2s')
     .action(async (opts: { quiet?: boolean; timeout: string }) => {
       const info = rel.info();
       if (!info) die('not running (no tmp/supervisor.json)', 3);
@@ -228,7 +245,7 @@ for (const which of ['health', 'ready'] as const) {
 program
   .command('upgrade')
   .description('switch to an installed release with no dropped request: migration gate, new workers ready, old workers drain')
-  .argument('<version>', 'an installed version (see: releases)')
+  .argument('<version>', 'an installed version (see: releases)', versionArg)
   .option('--json', 'print the result as JSON')
   .action(async (vsn: string, opts: { json?: boolean }) => {
     const r = (await call('upgrade', { version: vsn }, !opts.json)) as { from: string; to: string; ms: number };
@@ -238,7 +255,7 @@ program
 program
   .command('rollback')
   .description('switch back to an older release on disk (default: the last permanent one), with no dropped request')
-  .argument('[version]', 'version to roll back to')
+  .argument('[version]', 'version to roll back to', versionArg)
   .option('--json', 'print the result as JSON')
   .action(async (vsn: string | undefined, opts: { json?: boolean }) => {
     const r = (await call('rollback', vsn ? { version: vsn } : {}, !opts.json)) as { from: string; to: string; ms: number };

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { WorkerEnv, type LogLevel, type SupervisorInfo, type SupervisorStatus, type WorkerState } from '../protocol.ts';
-import { ReleaseRoot } from '../release/layout.ts';
+import { ReleaseRoot, VERSION_PATTERN } from '../release/layout.ts';
 import { readReleases, setState, permanentVersion, pruneReleases } from '../release/releases-file.ts';
 import type { Settings } from './settings.ts';
 import { bindListenSocket, type ListenSocket } from './sockets.ts';
@@ -287,6 +287,8 @@ export class Supervisor {
    */
   async switchTo(version: string, kind: SwitchKind, progress: Progress = () => undefined): Promise<{ from: string; to: string; ms: number }> {
     if (this.state !== 'running') throw new SwitchError('busy', `cannot ${kind}: supervisor is ${this.state}`);
+    // A version is a directory name under releases/: nothing that walks out of it ("../x").
+    if (!VERSION_PATTERN.test(version)) throw new SwitchError('missing', `${JSON.stringify(version)} is not a release version (letters, digits, . + _ -, at most 64)`);
     if (!existsSync(this.rel.appEntry(version))) throw new SwitchError('missing', `release ${version} is not installed (no ${path.relative(this.rel.root, this.rel.appEntry(version))}); run: bin/${this.settings.name} install TARBALL`);
     const manifest = this.rel.manifest(version);
     if (manifest.name !== this.settings.name) throw new SwitchError('wrong-app', `release ${version} is for "${manifest.name}", not "${this.settings.name}"`);
