@@ -29,6 +29,7 @@ let crashAttempts = 0;
 /** While set, the receiver refuses spans (400, which the exporter does not retry). */
 let refuseSpans = false;
 let app: Deployed;
+let v100: BuildResult;
 let v110: BuildResult;
 
 const SECRETS = ['S3cretPw-db', 'S3cretPw-str', 'Bearer-Top-Secret-123', 'cookie-secret-456', 'pw-field-789', 'hook-token-321'];
@@ -84,6 +85,7 @@ function logLines(): Array<Record<string, unknown>> {
 before(async () => {
   const port = await receiver();
   const [b1, b2] = await Promise.all([buildOrders({ version: '1.0.0' }), buildOrders({ version: '1.1.0' })]);
+  v100 = b1!;
   v110 = b2!;
   app = await deploy(b1!, {
     PORT: String(await freePort()),
@@ -344,6 +346,37 @@ test('a flag survives a restart and an upgrade; percent and --for rules', async 
   const badName = await app.run(['flags', 'unset', '9lives']);
   assert.equal(badName.code, 2);
   assert.equal(badName.stderr.trim().split('\n').length, 1);
+});
+
+test('request lines past the cap: errors keep theirs, the rest are counted, and lines plus counts add up to every request through a stop', async () => {
+  const capped = await deploy(v100, { PORT: String(await freePort()), SLIPWAY_WORKERS: '2', SLIPWAY_REQUEST_LOG_RATE: '5' });
+  assert.equal((await capped.daemon()).code, 0);
+  const hit = async (p: string) => {
+    const r = await request(capped.url(p));
+    await r.body.text();
+    return r.statusCode;
+  };
+  // Four at a time, so both workers serve, far over 5 lines a second each.
+  for (let i = 0; i < 60; i++) {
+    const statuses = await Promise.all([hit('/hello'), hit('/hello'), hit('/hello'), hit(i % 20 === 0 ? '/nope' : '/hello')]);
+    assert.ok(statuses.every((s) => s === 200 || s === 404));
+  }
+  const counted = await (async () => {
+    const r = await request(capped.url('/metrics'));
+    let sum = 0;
+    for (const line of (await r.body.text()).split('\n')) if (line.startsWith('http_request_duration_seconds_count{')) sum += Number(line.split(' ').pop());
+    return sum;
+  })();
+  assert.ok(counted >= 240, `the histogram counted ${counted}`);
+  assert.equal((await capped.run(['stop'])).code, 0);
+  const lines = readFileSync(path.join(capped.root, 'log', 'orders.log'), 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const requests = lines.filter((l) => l.msg === 'request');
+  const closing = lines.filter((l) => l.component === 'request-log' && typeof l.unlogged === 'number');
+  const total = requests.length + [...requests, ...closing].reduce((n, l) => n + ((l.unlogged as number | undefined) ?? 0), 0);
+  assert.equal(total, counted, `${requests.length} lines and their counts against ${counted} requests in /metrics`);
+  assert.ok(requests.length < counted / 2, `${requests.length} lines for ${counted} requests`);
+  assert.equal(requests.filter((l) => l.status === 404).length, 3, 'every error has its line');
+  assert.ok(lines.some((l) => l.component === 'request-log' && l.rate === 5), 'the cap is said');
 });
 
 test('no secret value in any log file', async () => {

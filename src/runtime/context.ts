@@ -491,7 +491,19 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
     finish(store, false);
   };
   diagnostics.subscribe('http.server.response.finish', onFinish);
-  server.once('close', () => diagnostics.unsubscribe('http.server.response.finish', onFinish));
+  // The requests since the last line, so that the lines and their counts add up to every request:
+  // when the server closes (a worker's drain closes it, drain.ts stopAccepting, once its last
+  // connection has ended).
+  const writeUnlogged = (): void => {
+    if (unlogged === 0) return;
+    const n = unlogged;
+    unlogged = 0;
+    requestStorage.run(undefined as unknown as RequestStore, () => log.info({ component: 'request-log', unlogged: n }, `request lines: the last ${n} requests got no line of their own`));
+  };
+  server.once('close', () => {
+    diagnostics.unsubscribe('http.server.response.finish', onFinish);
+    writeUnlogged();
+  });
   // A response that never finished (client gone, socket destroyed, stop timeout) is logged when
   // its connection closes.
   function onSocketClose(this: TrackedSocket): void {
