@@ -32,7 +32,6 @@ function safeName(): string {
   }
 }
 
-/** One clear line on stderr and a non-zero exit. */
 /** A --timeout's value, checked while the arguments are read: a typo is a usage error (exit 2), before anything is asked of the release. */
 function durationArg(value: string): string {
   let ms = 0;
@@ -50,6 +49,7 @@ function versionArg(value: string): string {
   return value;
 }
 
+/** One clear line on stderr and a non-zero exit. */
 function die(msg: string, code = 1): never {
   process.stderr.write(`${name}: ${msg}\n`);
   process.exit(code);

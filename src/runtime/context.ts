@@ -434,6 +434,8 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
   // Requests since the last request line that got none of their own (only counted under a cap).
   let unlogged = 0;
   let noticeAt = -Infinity;
+  // A line about the worker's request lines, not about the request that ends: without its ids.
+  const requestLogLine = (fields: object, msg: string): void => void requestStorage.run(undefined as unknown as RequestStore, () => log.info({ component: 'request-log', ...fields }, msg));
   const finish = (store: RequestContext, aborted: boolean): void => {
     const req = store.req as IncomingMessage;
     const res = store.res!;
@@ -453,10 +455,7 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
         // Said at most once a minute, so that a reader of the log learns why lines thin out.
         if (unlogged++ === 0 && endedAt - noticeAt >= 60_000) {
           noticeAt = endedAt;
-          // About the worker, not this request: outside its context, so without its ids.
-          requestStorage.run(undefined as unknown as RequestStore, () =>
-            log.info({ component: 'request-log', rate: policy.rate }, `request lines: more than ${policy.rate} requests a second; the others that went well get no line of their own, and the next line counts them in "unlogged" (SLIPWAY_REQUEST_LOG_RATE)`),
-          );
+          requestLogLine({ rate: policy.rate }, `request lines: more than ${policy.rate} requests a second; the others that went well get no line of their own, and the next line counts them in "unlogged" (SLIPWAY_REQUEST_LOG_RATE)`);
         }
         return;
       }
@@ -498,7 +497,7 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
     if (unlogged === 0) return;
     const n = unlogged;
     unlogged = 0;
-    requestStorage.run(undefined as unknown as RequestStore, () => log.info({ component: 'request-log', unlogged: n }, `request lines: the last ${n} requests got no line of their own`));
+    requestLogLine({ unlogged: n }, `request lines: the last ${n} requests got no line of their own`);
   };
   server.once('close', () => {
     diagnostics.unsubscribe('http.server.response.finish', onFinish);
