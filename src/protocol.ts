@@ -22,6 +22,7 @@ export type ToWorker =
   | { t: 'start-accepting' }
   | { t: 'remote'; id: number; path: string; cookie: string }
   | { t: 'log-level'; level: LogLevel }
+  | { t: 'request-log'; mode: RequestLogMode }
   /** The log file was rotated: open SLIPWAY_LOG_FILE again. */
   | { t: 'log-reopen' }
   | { t: 'metrics-collect'; id: number }
@@ -47,6 +48,10 @@ export type FromWorker =
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+/** Which requests get a log line: SLIPWAY_REQUEST_LOG, `bin/NAME request-log MODE` (the default first). */
+export const REQUEST_LOG_MODES = ['on', 'all', 'errors', 'off'] as const;
+export type RequestLogMode = (typeof REQUEST_LOG_MODES)[number];
+
 /** Environment a worker is started with; the runtime reads it, the supervisor writes it. */
 export const WorkerEnv = {
   mode: 'SLIPWAY_MODE', // worker | eval | migrate | standalone
@@ -63,6 +68,8 @@ export const WorkerEnv = {
   logMaxBytes: 'SLIPWAY_LOG_FILE_MAX_BYTES',
   /** The level last set with `bin/NAME log-level`: workers started after it (restarts, upgrades) take it over LOG_LEVEL. */
   logLevel: 'SLIPWAY_LOG_LEVEL',
+  /** The mode last set with `bin/NAME request-log`: workers started after it take it over SLIPWAY_REQUEST_LOG. */
+  requestLog: 'SLIPWAY_REQUEST_LOG_RUNTIME',
 } as const;
 
 /** Control socket request (client → supervisor). One JSON object per line. */
@@ -82,6 +89,7 @@ export type ControlCommand =
   | 'upgrade'
   | 'rollback'
   | 'log-level'
+  | 'request-log'
   | 'metrics';
 
 /** Control socket response. `progress` lines may precede the final `ok`/`error` line. */

@@ -200,6 +200,38 @@ test('log-level debug reaches the workers, and workers started later; metadata a
   await app.run(['log-level', 'info']);
 });
 
+test('request-log switches which requests get a line on every worker at runtime, and in workers started later', async () => {
+  const typo = await app.run(['request-log', 'some']);
+  assert.equal(typo.code, 2);
+  assert.match(typo.stderr, /^error: command-argument value 'some' is invalid for argument 'mode'\. Allowed choices are on, all, errors, off\.$/m);
+  const send = async (prefix: string, n: number) => {
+    for (let i = 0; i < n; i++) assert.equal((await get('/hello', { 'x-request-id': `${prefix}-${i}` })).status, 200);
+  };
+  try {
+    const errors = await app.run(['request-log', 'errors']);
+    assert.equal(errors.code, 0, errors.stderr);
+    assert.match(errors.stdout, /^request lines: errors on 2 worker\(s\)$/m);
+    await send('rl-errors', 10);
+    assert.equal((await get('/nope', { 'x-request-id': 'rl-errors-404' })).status, 404);
+    // New workers (a rolling restart here; a crash or an upgrade alike) keep the mode set at runtime.
+    const restarted = await app.run(['restart']);
+    assert.equal(restarted.code, 0, restarted.stderr);
+    await send('rl-restarted', 10);
+    assert.equal((await app.run(['request-log', 'all'])).code, 0);
+    await send('rl-all', 10);
+    await waitFor('the last line of "all"', () => logLines().some((l) => l.req_id === 'rl-all-9'));
+    const ids = new Set(logLines().filter((l) => l.msg === 'request').map((l) => String(l.req_id)));
+    assert.ok(ids.has('rl-errors-404'), 'an error keeps its line');
+    for (let i = 0; i < 10; i++) {
+      assert.ok(!ids.has(`rl-errors-${i}`), `no line for rl-errors-${i}`);
+      assert.ok(!ids.has(`rl-restarted-${i}`), `no line for rl-restarted-${i} from a worker started later`);
+      assert.ok(ids.has(`rl-all-${i}`), `a line for rl-all-${i}`);
+    }
+  } finally {
+    await app.run(['request-log', 'on']);
+  }
+});
+
 test('a worker killed by a thrown error: one crash report, one restart, crashes +1 in /metrics, webhook retried', async () => {
   const crashesBefore = await metric('slipway_worker_crashes_total');
   const restartsBefore = await metric('slipway_worker_restarts_total');

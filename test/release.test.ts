@@ -400,14 +400,16 @@ describe('control channel', () => {
     // A version is a directory under releases/: one that walks out of it is refused by name, also
     // from a client that skips the control script's own check.
     const cookie = readFileSync(path.join(rel.root, 'releases', 'COOKIE'), 'utf8').trim();
-    const escape = await new Promise<string>((resolve) => {
-      const s = net.connect(path.join(rel.root, 'tmp', 'control.sock'));
-      let out = '';
-      s.on('data', (c) => (out += c));
-      s.on('close', () => resolve(out));
-      s.write(JSON.stringify({ cookie, cmd: 'upgrade', args: { version: '../../tmp' } }) + '\n');
-    });
-    assert.match(escape, /\.\.\/\.\.\/tmp\\" is not a release version/);
+    const raw = (cmd: string, args: Record<string, unknown>) =>
+      new Promise<string>((resolve) => {
+        const s = net.connect(path.join(rel.root, 'tmp', 'control.sock'));
+        let out = '';
+        s.on('data', (c) => (out += c));
+        s.on('close', () => resolve(out));
+        s.write(JSON.stringify({ cookie, cmd, args }) + '\n');
+      });
+    assert.match(await raw('upgrade', { version: '../../tmp' }), /\.\.\/\.\.\/tmp\\" is not a release version/);
+    assert.match(await raw('request-log', { mode: 'loud' }), /bad request-log mode \\"loud\\" \(on, all, errors, off\)/);
 
     const { spawn } = await import('node:child_process');
     const child = spawn(rel.bin, ['remote'], { env: { ...process.env, ...rel.env } });
@@ -428,7 +430,7 @@ describe('control channel', () => {
     const rel = await deploy(build);
     const help = await rel.run(['help']);
     assert.equal(help.code, 0);
-    for (const cmd of ['start', 'daemon', 'stop', 'restart', 'pid', 'version', 'status', 'rpc', 'eval', 'remote', 'health', 'ready', 'install', 'upgrade', 'rollback', 'releases', 'logs']) {
+    for (const cmd of ['start', 'daemon', 'stop', 'restart', 'pid', 'version', 'status', 'rpc', 'eval', 'remote', 'health', 'ready', 'install', 'upgrade', 'rollback', 'releases', 'logs', 'log-level', 'request-log']) {
       assert.match(help.stdout, new RegExp(`\\n  ${cmd}\\b`), cmd);
       const h = await rel.run([cmd, '--help']);
       assert.equal(h.code, 0, cmd);

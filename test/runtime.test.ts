@@ -364,7 +364,7 @@ describe('instrumentServer with a cap on request lines (SLIPWAY_REQUEST_LOG=on, 
       res.statusCode = req.url === '/missing' ? 404 : 200;
       res.end('x');
     });
-    instrumentServer(server, { log, requestLog: { rate: 5, slowMs: 1000 }, context, observer: { begin: () => undefined, end: (_m, _r, status) => void observed.push(status) } });
+    const instrumented = instrumentServer(server, { log, requestLog: { rate: 5, slowMs: 1000 }, context, observer: { begin: () => undefined, end: (_m, _r, status) => void observed.push(status) } });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
     after(() => new Promise<void>((r) => server.close(() => r())));
     const port = (server.address() as net.AddressInfo).port;
@@ -377,16 +377,20 @@ describe('instrumentServer with a cap on request lines (SLIPWAY_REQUEST_LOG=on, 
     // After a quiet second the bucket is full again: the next success gets its line.
     await sleep(1200);
     await get('/ok');
-    // A burst that ends in successes: the server's close says how many got no line.
+    // A burst that ends in successes: switching to a line for every request (bin/NAME
+    // request-log all) says how many got none, and from then on every request gets one.
     for (let i = 0; i < 40; i++) await get('/ok');
+    instrumented.setRequestLog(true);
+    for (let i = 0; i < 3; i++) await get('/ok');
     await new Promise<void>((r) => server.close(() => r()));
     await new Promise<void>((r) => log.flush(() => r()));
     const requests = lines.filter((l) => l.msg === 'request');
     const closing = lines.filter((l) => l.component === 'request-log' && l.unlogged !== undefined);
-    assert.equal(closing.length, 1, 'one closing count');
+    assert.equal(closing.length, 1, 'one count, at the switch');
     const counted = requests.reduce((n, l) => n + 1 + ((l.unlogged as number | undefined) ?? 0), 0) + (closing[0]!.unlogged as number);
-    assert.equal(counted, 123, 'every request is a line or counted in a later line\'s "unlogged"');
-    assert.equal(observed.length, 123, 'the metrics see every request');
+    assert.equal(counted, 126, 'every request is a line or counted in a later line\'s "unlogged"');
+    assert.equal(observed.length, 126, 'the metrics see every request');
+    assert.deepEqual(requests.slice(-3).map((l) => [l.status, l.unlogged]), [[200, undefined], [200, undefined], [200, undefined]], 'after the switch, a line each');
     const errors = requests.filter((l) => l.status === 404);
     assert.equal(errors.length, 2, 'an error always gets its line');
     assert.ok((errors[0]!.unlogged as number) >= 20, JSON.stringify(errors[0]));

@@ -4,7 +4,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync } fr
 import net from 'node:net';
 import path from 'node:path';
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { LOG_LEVELS, type SupervisorStatus } from '../protocol.ts';
+import { LOG_LEVELS, REQUEST_LOG_MODES, type SupervisorStatus } from '../protocol.ts';
 import { ReleaseRoot, VERSION_PATTERN } from '../release/layout.ts';
 import { permanentVersion } from '../release/releases-file.ts';
 import { readCookie } from '../release/cookie.ts';
@@ -269,6 +269,15 @@ program
   .action(async (level: string) => {
     const r = (await call('log-level', { level })) as { workers: number };
     process.stdout.write(`log level ${level} on ${r.workers} worker(s)\n`);
+  });
+
+program
+  .command('request-log')
+  .description('change which requests get a log line, on every worker at runtime (and workers started later, until the supervisor stops): on = errors, aborted and slow ones and up to SLIPWAY_REQUEST_LOG_RATE others a second; all = every request; errors; off')
+  .addArgument(new Argument('<mode>', REQUEST_LOG_MODES.join(' | ')).choices(REQUEST_LOG_MODES))
+  .action(async (mode: string) => {
+    const r = (await call('request-log', { mode })) as { workers: number };
+    process.stdout.write(`request lines: ${mode} on ${r.workers} worker(s)\n`);
   });
 
 installCommand(program, rel, name, die);

@@ -294,7 +294,7 @@ export const DEFAULT_REQUEST_LOG_RATE = 1000;
 class LineBudget {
   private tokens: number;
   private at = -1;
-  constructor(private readonly rate: number) {
+  constructor(readonly rate: number) {
     this.tokens = rate;
   }
   /** One line may be written at `now` (performance.now()). */
@@ -305,6 +305,11 @@ class LineBudget {
     this.tokens -= 1;
     return true;
   }
+}
+
+export interface InstrumentedServer {
+  /** Another RequestLogPolicy from now on (`bin/NAME request-log`). */
+  setRequestLog(requestLog: boolean | RequestLogPolicy): void;
 }
 
 export interface RequestObserver {
@@ -410,7 +415,7 @@ function callEmit(emit: (this: Server, event: string | symbol, req: IncomingMess
  * connection's requests add no listener and no closure; this is the hot path of every request,
  * and measured in bench/hooks.ts.
  */
-export function instrumentServer(server: Server, opts: InstrumentOptions): void {
+export function instrumentServer(server: Server, opts: InstrumentOptions): InstrumentedServer {
   const emit = server.emit;
   const emitRequest = emit as unknown as (this: Server, event: string | symbol, req: IncomingMessage, res: ServerResponse) => boolean;
   const { log, requestLog, observer, tracer, intercept } = opts;
@@ -429,8 +434,13 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
     },
     openOn: (socket) => ((socket as TrackedSocket)[OPEN] ?? []).flatMap((s) => (s.res ? [{ res: s.res, startedAt: s.started }] : [])),
   });
-  const policy: RequestLogPolicy | undefined = requestLog === true ? { rate: Infinity, slowMs: Infinity } : requestLog === false ? undefined : requestLog;
-  const budget = policy !== undefined && policy.rate > 0 && policy.rate < Infinity ? new LineBudget(policy.rate) : undefined;
+  let policy: RequestLogPolicy | undefined;
+  let budget: LineBudget | undefined;
+  const usePolicy = (given: boolean | RequestLogPolicy): void => {
+    policy = given === true ? { rate: Infinity, slowMs: Infinity } : given === false ? undefined : given;
+    budget = policy !== undefined && policy.rate > 0 && policy.rate < Infinity ? new LineBudget(policy.rate) : undefined;
+  };
+  usePolicy(requestLog);
   // Requests since the last request line that got none of their own (only counted under a cap).
   let unlogged = 0;
   let noticeAt = -Infinity;
@@ -455,7 +465,7 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
         // Said at most once a minute, so that a reader of the log learns why lines thin out.
         if (unlogged++ === 0 && endedAt - noticeAt >= 60_000) {
           noticeAt = endedAt;
-          requestLogLine({ rate: policy.rate }, `request lines: more than ${policy.rate} requests a second; the others that went well get no line of their own, and the next line counts them in "unlogged" (SLIPWAY_REQUEST_LOG_RATE)`);
+          requestLogLine({ rate: budget.rate }, `request lines: more than ${budget.rate} requests a second; the others that went well get no line of their own, and the next line counts them in "unlogged" (SLIPWAY_REQUEST_LOG_RATE)`);
         }
         return;
       }
@@ -568,6 +578,13 @@ export function instrumentServer(server: Server, opts: InstrumentOptions): void 
     }
     return useContext ? requestStorage.run(store, callEmit, emitRequest, this, event, req, res) : emitRequest.call(this, event, req, res);
   } as typeof server.emit;
+  return {
+    setRequestLog(given) {
+      // The count so far is written now: the lines and their counts still add up.
+      writeUnlogged();
+      usePolicy(given);
+    },
+  };
 }
 
 

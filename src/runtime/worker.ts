@@ -8,12 +8,12 @@ import net from 'node:net';
 import path from 'node:path';
 import { timingSafeEqual } from 'node:crypto';
 import type { FromWorker, ToWorker, FatalKind } from '../protocol.ts';
-import { LOG_LEVELS, WorkerEnv, type LogLevel } from '../protocol.ts';
+import { LOG_LEVELS, REQUEST_LOG_MODES, WorkerEnv, type LogLevel, type RequestLogMode } from '../protocol.ts';
 import { ConfigError, createEnv, type RuntimeConfig } from './env.ts';
 import { Health } from './health.ts';
 import { ConnectionTracker } from './drain.ts';
 import { createLogger, type LogFile, type Logger } from './log.ts';
-import { DEFAULT_REQUEST_LOG_RATE, instrumentServer, type RequestLogPolicy } from './context.ts';
+import { DEFAULT_REQUEST_LOG_RATE, instrumentServer, type InstrumentedServer, type RequestLogPolicy } from './context.ts';
 import { CONTEXT_MODES, type ContextMode } from './request-storage.ts';
 import { FileReporter, WebhookReporter, installCrashHandlers, type CrashReporter } from './crash.ts';
 import { MetricsEndpoint, WorkerMetrics } from './metrics.ts';
@@ -87,6 +87,7 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
   let metricsOn: boolean;
   let metricsGc: boolean;
   let requestLog: boolean | RequestLogPolicy;
+  let policyFor: (mode: RequestLogMode) => boolean | RequestLogPolicy;
   let crashKeep: number;
   let crashWebhook: { url: string; authorization?: string } | undefined;
   try {
@@ -102,10 +103,11 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
     metricsGc = env.oneOf('SLIPWAY_METRICS_GC', ['on', 'off'], 'off') === 'on';
     // on: a line for every error, aborted or slow request, and for up to SLIPWAY_REQUEST_LOG_RATE
     // others a second (RequestLogPolicy); all: every request; errors: the first kind only.
-    const lines = env.oneOf('SLIPWAY_REQUEST_LOG', ['on', 'all', 'errors', 'off'], 'on');
+    const lines = env.oneOf(env.get(WorkerEnv.requestLog) !== undefined ? WorkerEnv.requestLog : 'SLIPWAY_REQUEST_LOG', REQUEST_LOG_MODES, 'on');
     const rate = env.int('SLIPWAY_REQUEST_LOG_RATE', DEFAULT_REQUEST_LOG_RATE, { min: 1 });
     const slowMs = env.duration('SLIPWAY_REQUEST_LOG_SLOW', '1s');
-    requestLog = lines === 'off' ? false : lines === 'all' ? true : { rate: lines === 'errors' ? 0 : rate, slowMs };
+    policyFor = (mode) => (mode === 'off' ? false : mode === 'all' ? true : { rate: mode === 'errors' ? 0 : rate, slowMs });
+    requestLog = policyFor(lines);
     crashKeep = env.int('SLIPWAY_CRASH_KEEP', 50, { min: 1 });
     // Checked at boot, not found broken at the first crash. Both may come from files (_FILE): a
     // webhook URL often is the token itself.
@@ -204,8 +206,9 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
   const tracker = new ConnectionTracker(server);
   const metrics = metricsOn ? new WorkerMetrics({ gc: metricsGc }) : undefined;
   const metricsEndpoint = metrics && new MetricsEndpoint(metrics, mode === 'worker' ? (id) => process.connected && process.send!({ t: 'metrics-request', id } satisfies FromWorker) : undefined);
+  let instrumented: InstrumentedServer | undefined;
   if (requestLog || metrics || tracer) {
-    instrumentServer(server, { log, requestLog, observer: metrics, tracer, context: contextMode, tracker, intercept: metricsEndpoint ? { path: metricsPath, handle: (_req, res) => metricsEndpoint.handle(res) } : undefined });
+    instrumented = instrumentServer(server, { log, requestLog, observer: metrics, tracer, context: contextMode, tracker, intercept: metricsEndpoint ? { path: metricsPath, handle: (_req, res) => metricsEndpoint.handle(res) } : undefined });
   }
   server.keepAliveTimeout = keepAliveMs;
 
@@ -278,6 +281,12 @@ export async function runApp<C>(def: AppDefinition<C>, configFn: RuntimeConfig<C
         );
       case 'log-level':
         log.level = msg.level;
+        return;
+      case 'request-log':
+        if (instrumented) return instrumented.setRequestLog(policyFor(msg.mode));
+        // Nothing follows this worker's requests (request lines, metrics and tracing all off at
+        // boot): new workers take the mode (the supervisor passes it on).
+        if (msg.mode !== 'off') log.warn({ component: 'request-log' }, `request lines stay off in this worker: it started with request lines, metrics and tracing off; workers started from now on (bin/${info.name} restart) log ${msg.mode}`);
         return;
       case 'log-reopen':
         return log.reopen();

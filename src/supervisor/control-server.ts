@@ -2,11 +2,11 @@
 // One request per connection: a JSON line in; zero or more {"progress"} lines and one result line out.
 import net from 'node:net';
 import { chmodSync, rmSync } from 'node:fs';
-import { LOG_LEVELS, type ControlCommand, type ControlRequest, type ControlResponse, type LogLevel } from '../protocol.ts';
+import { LOG_LEVELS, REQUEST_LOG_MODES, type ControlCommand, type ControlRequest, type ControlResponse, type LogLevel, type RequestLogMode } from '../protocol.ts';
 import type { Supervisor } from './supervisor.ts';
 import { SwitchError } from './errors.ts';
 
-const COMMANDS: ControlCommand[] = ['ping', 'status', 'stop', 'restart', 'rpc', 'remote', 'upgrade', 'rollback', 'log-level', 'metrics'];
+const COMMANDS: ControlCommand[] = ['ping', 'status', 'stop', 'restart', 'rpc', 'remote', 'upgrade', 'rollback', 'log-level', 'request-log', 'metrics'];
 const MAX_REQUEST = 256 * 1024;
 
 export function startControlServer(sup: Supervisor, socketPath: string, cookie: string): Promise<net.Server> {
@@ -95,6 +95,11 @@ async function handle(sup: Supervisor, req: ControlRequest, progress: (m: string
       const level = str('level');
       if (!isLogLevel(level)) throw new Error(`bad level "${level}" (${LOG_LEVELS.join(', ')})`);
       return { workers: sup.setLogLevel(level), level };
+    }
+    case 'request-log': {
+      const mode = str('mode');
+      if (!(REQUEST_LOG_MODES as readonly string[]).includes(mode)) throw new Error(`bad request-log mode "${mode}" (${REQUEST_LOG_MODES.join(', ')})`);
+      return { workers: sup.setRequestLog(mode as RequestLogMode), mode };
     }
     case 'metrics':
       return { text: await sup.metrics.text() };

@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { WorkerEnv, type LogLevel, type SupervisorInfo, type SupervisorStatus, type WorkerState } from '../protocol.ts';
+import { WorkerEnv, type LogLevel, type RequestLogMode, type SupervisorInfo, type SupervisorStatus, type WorkerState } from '../protocol.ts';
 import { ReleaseRoot, VERSION_PATTERN } from '../release/layout.ts';
 import { readReleases, setState, permanentVersion, pruneReleases } from '../release/releases-file.ts';
 import type { Settings } from './settings.ts';
@@ -48,6 +48,8 @@ export class Supervisor {
   private nextWorkerId = 1;
   /** Set with `bin/NAME log-level`; workers started later get it too. */
   private logLevel: LogLevel | undefined;
+  /** Set with `bin/NAME request-log`; workers started later get it too. */
+  private requestLog: RequestLogMode | undefined;
   private heartTimer: NodeJS.Timeout | undefined;
   private bake: Bake | undefined;
   private events: Array<{ at: string; msg: string }> = [];
@@ -132,6 +134,7 @@ export class Supervisor {
         RELEASE_ROOT: this.rel.root,
         ...(this.opts.echo || !this.log ? {} : { [WorkerEnv.logFile]: this.log.file, [WorkerEnv.logMaxBytes]: String(this.settings.logMaxBytes) }),
         ...(this.logLevel ? { [WorkerEnv.logLevel]: this.logLevel } : {}),
+        ...(this.requestLog ? { [WorkerEnv.requestLog]: this.requestLog } : {}),
       },
       stopTimeoutMs: this.settings.stopTimeoutMs,
       drainDelayMs: this.settings.drainDelayMs,
@@ -436,6 +439,13 @@ export class Supervisor {
   setLogLevel(level: LogLevel): number {
     this.logLevel = level;
     for (const w of this.workers) w.send({ t: 'log-level', level });
+    return this.workers.length;
+  }
+
+  /** Every worker now, and (remembered until the supervisor stops) every worker started later. */
+  setRequestLog(mode: RequestLogMode): number {
+    this.requestLog = mode;
+    for (const w of this.workers) w.send({ t: 'request-log', mode });
     return this.workers.length;
   }
 
