@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { WorkerEnv, type LogLevel, type RequestLogMode, type SupervisorInfo, type SupervisorStatus, type WorkerState } from '../protocol.ts';
+import { WorkerEnv, type LogLevel, type RequestLogMode, type ToWorker, type SupervisorInfo, type SupervisorStatus, type WorkerState } from '../protocol.ts';
 import { ReleaseRoot, VERSION_PATTERN } from '../release/layout.ts';
 import { readReleases, setState, permanentVersion, pruneReleases } from '../release/releases-file.ts';
 import type { Settings } from './settings.ts';
@@ -46,10 +46,8 @@ export class Supervisor {
   private bootFailures = 0;
   private totalRestarts = 0;
   private nextWorkerId = 1;
-  /** Set with `bin/NAME log-level`; workers started later get it too. */
-  private logLevel: LogLevel | undefined;
-  /** Set with `bin/NAME request-log`; workers started later get it too. */
-  private requestLog: RequestLogMode | undefined;
+  /** Settings changed at runtime (`bin/NAME log-level`, `request-log`), in the env of workers started later. */
+  private runtimeEnv: Record<string, string> = {};
   private heartTimer: NodeJS.Timeout | undefined;
   private bake: Bake | undefined;
   private events: Array<{ at: string; msg: string }> = [];
@@ -133,8 +131,7 @@ export class Supervisor {
         ...process.env,
         RELEASE_ROOT: this.rel.root,
         ...(this.opts.echo || !this.log ? {} : { [WorkerEnv.logFile]: this.log.file, [WorkerEnv.logMaxBytes]: String(this.settings.logMaxBytes) }),
-        ...(this.logLevel ? { [WorkerEnv.logLevel]: this.logLevel } : {}),
-        ...(this.requestLog ? { [WorkerEnv.requestLog]: this.requestLog } : {}),
+        ...this.runtimeEnv,
       },
       stopTimeoutMs: this.settings.stopTimeoutMs,
       drainDelayMs: this.settings.drainDelayMs,
@@ -435,17 +432,18 @@ export class Supervisor {
     return { path: sock, pid: w.pid };
   }
 
-  /** Every worker now, and (remembered until the supervisor stops) every worker started later. */
   setLogLevel(level: LogLevel): number {
-    this.logLevel = level;
-    for (const w of this.workers) w.send({ t: 'log-level', level });
-    return this.workers.length;
+    return this.setForWorkers(WorkerEnv.logLevel, level, { t: 'log-level', level });
   }
 
-  /** Every worker now, and (remembered until the supervisor stops) every worker started later. */
   setRequestLog(mode: RequestLogMode): number {
-    this.requestLog = mode;
-    for (const w of this.workers) w.send({ t: 'request-log', mode });
+    return this.setForWorkers(WorkerEnv.requestLog, mode, { t: 'request-log', mode });
+  }
+
+  /** Every worker now (`msg`), and (remembered until the supervisor stops) every worker started later (`name` in its env). */
+  private setForWorkers(name: string, value: string, msg: ToWorker): number {
+    this.runtimeEnv[name] = value;
+    for (const w of this.workers) w.send(msg);
     return this.workers.length;
   }
 
