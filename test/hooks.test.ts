@@ -61,21 +61,21 @@ async function receiver(): Promise<number> {
   return (server.address() as { port: number }).port;
 }
 
-async function get(p: string, headers: Record<string, string> = {}) {
-  const r = await request(app.url(p), { headers });
+async function get(p: string, headers: Record<string, string> = {}, on: Deployed = app) {
+  const r = await request(on.url(p), { headers });
   return { status: r.statusCode, headers: r.headers, text: await r.body.text() };
 }
 
-async function metric(name: string): Promise<number> {
-  const r = await get('/metrics');
+async function metric(name: string, on: Deployed = app): Promise<number> {
+  const r = await get('/metrics', {}, on);
   assert.equal(r.status, 200);
   let sum = 0;
   for (const line of r.text.split('\n')) if (line.startsWith(name + ' ') || line.startsWith(name + '{')) sum += Number(line.split(' ').pop());
   return sum;
 }
 
-function logLines(): Array<Record<string, unknown>> {
-  const text = readFileSync(path.join(app.root, 'log', 'orders.log'), 'utf8');
+function logLines(on: Deployed = app): Array<Record<string, unknown>> {
+  const text = readFileSync(path.join(on.root, 'log', 'orders.log'), 'utf8');
   return text
     .split('\n')
     .filter((l) => l.startsWith('{'))
@@ -383,25 +383,16 @@ test('a flag survives a restart and an upgrade; percent and --for rules', async 
 test('request lines past the cap: errors keep theirs, the rest are counted, and lines plus counts add up to every request through a stop', async () => {
   const capped = await deploy(v100, { PORT: String(await freePort()), SLIPWAY_WORKERS: '2', SLIPWAY_REQUEST_LOG_RATE: '5' });
   assert.equal((await capped.daemon()).code, 0);
-  const hit = async (p: string) => {
-    const r = await request(capped.url(p));
-    await r.body.text();
-    return r.statusCode;
-  };
+  const hit = async (p: string) => (await get(p, {}, capped)).status;
   // Four at a time, so both workers serve, far over 5 lines a second each.
   for (let i = 0; i < 60; i++) {
     const statuses = await Promise.all([hit('/hello'), hit('/hello'), hit('/hello'), hit(i % 20 === 0 ? '/nope' : '/hello')]);
     assert.ok(statuses.every((s) => s === 200 || s === 404));
   }
-  const counted = await (async () => {
-    const r = await request(capped.url('/metrics'));
-    let sum = 0;
-    for (const line of (await r.body.text()).split('\n')) if (line.startsWith('http_request_duration_seconds_count{')) sum += Number(line.split(' ').pop());
-    return sum;
-  })();
+  const counted = await metric('http_request_duration_seconds_count', capped);
   assert.ok(counted >= 240, `the histogram counted ${counted}`);
   assert.equal((await capped.run(['stop'])).code, 0);
-  const lines = readFileSync(path.join(capped.root, 'log', 'orders.log'), 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const lines = logLines(capped);
   const requests = lines.filter((l) => l.msg === 'request');
   const closing = lines.filter((l) => l.component === 'request-log' && typeof l.unlogged === 'number');
   const total = requests.length + [...requests, ...closing].reduce((n, l) => n + ((l.unlogged as number | undefined) ?? 0), 0);

@@ -388,26 +388,21 @@ describe('control channel', () => {
     assert.match(stop.stderr, /wrong cookie/);
     assert.equal((await get(`http://127.0.0.1:${port}/health`)).status, 200, 'still running');
 
-    // A raw client that sends garbage gets one clear error, and the supervisor lives on.
-    const garbage = await new Promise<string>((resolve) => {
-      const s = net.connect(path.join(rel.root, 'tmp', 'control.sock'));
-      let out = '';
-      s.on('data', (c) => (out += c));
-      s.on('close', () => resolve(out));
-      s.write('not json\n');
-    });
-    assert.match(garbage, /bad request: not a JSON line/);
-    // A version is a directory under releases/: one that walks out of it is refused by name, also
-    // from a client that skips the control script's own check.
-    const cookie = readFileSync(path.join(rel.root, 'releases', 'COOKIE'), 'utf8').trim();
-    const raw = (cmd: string, args: Record<string, unknown>) =>
+    // A raw client: what the supervisor answers to one line.
+    const rawLine = (line: string) =>
       new Promise<string>((resolve) => {
         const s = net.connect(path.join(rel.root, 'tmp', 'control.sock'));
         let out = '';
         s.on('data', (c) => (out += c));
         s.on('close', () => resolve(out));
-        s.write(JSON.stringify({ cookie, cmd, args }) + '\n');
+        s.write(line);
       });
+    // Garbage gets one clear error, and the supervisor lives on.
+    assert.match(await rawLine('not json\n'), /bad request: not a JSON line/);
+    // A version is a directory under releases/: one that walks out of it is refused by name, also
+    // from a client that skips the control script's own check.
+    const cookie = readFileSync(path.join(rel.root, 'releases', 'COOKIE'), 'utf8').trim();
+    const raw = (cmd: string, args: Record<string, unknown>) => rawLine(JSON.stringify({ cookie, cmd, args }) + '\n');
     assert.match(await raw('upgrade', { version: '../../tmp' }), /\.\.\/\.\.\/tmp\\" is not a release version/);
     assert.match(await raw('request-log', { mode: 'loud' }), /bad request-log mode \\"loud\\" \(on, all, errors, off\)/);
 
